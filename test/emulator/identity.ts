@@ -93,7 +93,7 @@ export function createIdentityService(options: IdentityOptions): IdentityService
       if (principal.ipAddress) claims.ipaddr = principal.ipAddress;
     }
     if (principal.kind === 'managedIdentity' && principal.resourceId) claims.xms_mirid = principal.resourceId;
-    const token = jwt.sign(claims, privateKey, { algorithm: 'RS256', keyid: kid, noTimestamp: true });
+    const token = jwt.sign(claims, privateKey, { algorithm: 'RS256', keyid: kid });
     return { token, claims };
   }
 

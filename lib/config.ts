@@ -1,0 +1,179 @@
+/**
+ * Configuration: the only module that reads `process.env`. Every setting is read once, validated,
+ * and every problem is reported at once (one error that lists them all), before any request is
+ * made. `local.settings.sample.json` lists every setting; a test keeps the two in sync.
+ */
+import { z } from 'zod';
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const list = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+const httpsUrl = z
+  .string()
+  .url()
+  .refine((v) => v.startsWith('https://'), 'must be an https:// URL');
+
+const optionalHttpsUrl = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+  .pipe(httpsUrl.optional());
+
+const intSetting = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? fallback : Number(v)))
+    .pipe(z.number({ error: 'must be a whole number' }).int().min(min).max(max));
+
+const boolSetting = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      if (/^(true|1|yes)$/i.test(v)) return true;
+      if (/^(false|0|no)$/i.test(v)) return false;
+      ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+      return z.NEVER;
+    });
+
+/** `westeurope=ehns-kvguard-weu/kvguard-audit,northeurope=...`: one Event Hub per region. */
+const eventHubs = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const hubs: Array<{ region: string; namespace: string; hub: string }> = [];
+    for (const item of (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+      const m = /^([a-z0-9]+)=([a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9])\/([a-zA-Z0-9][a-zA-Z0-9._-]{0,255})$/.exec(item);
+      if (!m) {
+        ctx.addIssue({ code: 'custom', message: `"${item}" is not region=namespace/hub` });
+        continue;
+      }
+      hubs.push({ region: m[1]!, namespace: m[2]!, hub: m[3]! });
+    }
+    return hubs;
+  });
+
+/** Every app setting kvguard reads (Azure platform settings such as AZURE_CLIENT_ID included). */
+export const SETTINGS = {
+  AZURE_CLIENT_ID: z.string().regex(GUID, 'must be a GUID (the user-assigned identity client id)').optional(),
+  AZURE_TENANT_ID: z.string().regex(GUID, 'must be a GUID (the tenant of the vaults)'),
+  KVGUARD_MODE: z.enum(['enforce', 'observe']).default('enforce'),
+  KVGUARD_SUBSCRIPTIONS: list.pipe(z.array(z.string().regex(GUID, 'each subscription must be a GUID')).min(1, 'at least one subscription id')),
+  KVGUARD_EXCLUDED_VAULTS: list,
+  KVGUARD_ALLOWED_PRINCIPALS: list.pipe(z.array(z.string().regex(GUID, 'each allowed principal must be an object id or app id (GUID)'))),
+  KVGUARD_TABLE_ENDPOINT: httpsUrl,
+  KVGUARD_BLOB_ENDPOINT: httpsUrl,
+  KVGUARD_LEDGER_TABLE: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'a table name: 3-63 letters and digits').default('kvguardledger'),
+  KVGUARD_POISON_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a container name').default('kvguard-poison'),
+  KVGUARD_SIGNALS_TOPIC_ENDPOINT: httpsUrl,
+  KVGUARD_ALERTS_TOPIC_ENDPOINT: optionalHttpsUrl,
+  KVGUARD_TEAMS_WEBHOOK_URL: optionalHttpsUrl,
+  KVGUARD_SLACK_WEBHOOK_URL: optionalHttpsUrl,
+  KVGUARD_WEBHOOK_URL: optionalHttpsUrl,
+  KVGUARD_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+  KVGUARD_WORKSPACE_ID: z.string().regex(GUID, 'the workspace (customer) id GUID').optional(),
+  KVGUARD_WORKSPACE_RESOURCE_ID: z
+    .string()
+    .regex(/^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/microsoft\.operationalinsights\/workspaces\/[^/]+$/i, 'a Log Analytics workspace resource id')
+    .optional(),
+  KVGUARD_GRAPH_ENABLED: boolSetting(false),
+  KVGUARD_REPLAY_ROLE: z.string().min(1).optional(),
+  KVGUARD_REPLAY_MAX_INPUTS: intSetting(100, 1, 1000),
+  KVGUARD_EVENTHUBS: eventHubs,
+  KVGUARD_RECOVERY_POLL_MS: intSetting(20, 5, 2000),
+  KVGUARD_INVOCATION_BUDGET_MS: intSetting(25000, 1000, 25000),
+  KVGUARD_RETRY_BASE_DELAY_MS: intSetting(1000, 1, 60000),
+  KVGUARD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+const schema = z.object(SETTINGS).superRefine((c, ctx) => {
+  if (c.KVGUARD_WEBHOOK_URL && !c.KVGUARD_WEBHOOK_SECRET) {
+    ctx.addIssue({ code: 'custom', path: ['KVGUARD_WEBHOOK_SECRET'], message: 'required when KVGUARD_WEBHOOK_URL is set' });
+  }
+});
+
+export type RawConfig = z.output<typeof schema>;
+
+export interface Config {
+  mode: 'enforce' | 'observe';
+  managedIdentityClientId?: string;
+  tenantId: string;
+  subscriptions: string[];
+  excludedVaults: string[];
+  allowedPrincipals: string[];
+  storage: { tableEndpoint: string; blobEndpoint: string; ledgerTable: string; poisonContainer: string };
+  topics: { signals: string; alerts?: string };
+  sinks: { teams?: string; slack?: string; webhook?: { url: string; secret: string } };
+  workspace: { id?: string; resourceId?: string };
+  graphEnabled: boolean;
+  replay: { role?: string; maxInputs: number };
+  eventHubs: Array<{ region: string; namespace: string; hub: string }>;
+  recoveryPollMs: number;
+  invocationBudgetMs: number;
+  retryBaseDelayMs: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`kvguard configuration is invalid:\n- ${problems.join('\n- ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates every setting; throws one ConfigError listing every problem. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input = Object.fromEntries(SETTING_NAMES.map((name) => [name, env[name]]));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`),
+    );
+  }
+  const c = parsed.data;
+  return {
+    mode: c.KVGUARD_MODE,
+    managedIdentityClientId: c.AZURE_CLIENT_ID,
+    tenantId: c.AZURE_TENANT_ID.toLowerCase(),
+    subscriptions: c.KVGUARD_SUBSCRIPTIONS.map((s) => s.toLowerCase()),
+    excludedVaults: c.KVGUARD_EXCLUDED_VAULTS.map((v) => v.toLowerCase()),
+    allowedPrincipals: c.KVGUARD_ALLOWED_PRINCIPALS.map((p) => p.toLowerCase()),
+    storage: {
+      tableEndpoint: c.KVGUARD_TABLE_ENDPOINT,
+      blobEndpoint: c.KVGUARD_BLOB_ENDPOINT,
+      ledgerTable: c.KVGUARD_LEDGER_TABLE,
+      poisonContainer: c.KVGUARD_POISON_CONTAINER,
+    },
+    topics: { signals: c.KVGUARD_SIGNALS_TOPIC_ENDPOINT, alerts: c.KVGUARD_ALERTS_TOPIC_ENDPOINT },
+    sinks: {
+      teams: c.KVGUARD_TEAMS_WEBHOOK_URL,
+      slack: c.KVGUARD_SLACK_WEBHOOK_URL,
+      webhook:
+        c.KVGUARD_WEBHOOK_URL && c.KVGUARD_WEBHOOK_SECRET
+          ? { url: c.KVGUARD_WEBHOOK_URL, secret: c.KVGUARD_WEBHOOK_SECRET }
+          : undefined,
+    },
+    workspace: { id: c.KVGUARD_WORKSPACE_ID, resourceId: c.KVGUARD_WORKSPACE_RESOURCE_ID },
+    graphEnabled: c.KVGUARD_GRAPH_ENABLED,
+    replay: { role: c.KVGUARD_REPLAY_ROLE, maxInputs: c.KVGUARD_REPLAY_MAX_INPUTS },
+    eventHubs: c.KVGUARD_EVENTHUBS,
+    recoveryPollMs: c.KVGUARD_RECOVERY_POLL_MS,
+    invocationBudgetMs: c.KVGUARD_INVOCATION_BUDGET_MS,
+    retryBaseDelayMs: c.KVGUARD_RETRY_BASE_DELAY_MS,
+    logLevel: c.KVGUARD_LOG_LEVEL,
+  };
+}
