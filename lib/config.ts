@@ -177,3 +177,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: c.KVGUARD_LOG_LEVEL,
   };
 }
+
+/**
+ * The regional Event Hubs alone: read when the functions register (one auditLogForwarder per hub),
+ * before any invocation loads the whole configuration.
+ */
+export function eventHubsFromSettings(env: Record<string, string | undefined> = process.env): Config['eventHubs'] {
+  const parsed = SETTINGS.KVGUARD_EVENTHUBS.safeParse(env.KVGUARD_EVENTHUBS);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `KVGUARD_EVENTHUBS: ${i.message}`));
+  return parsed.data;
+}
+
+/** The app setting prefix of a regional hub's identity-based connection (`<prefix>__fullyQualifiedNamespace`). */
+export function eventHubConnectionName(region: string): string {
+  return `KVGUARD_EVENTHUB_${region.toUpperCase()}`;
+}

@@ -103,6 +103,15 @@ export interface AuditLogQuery {
     keyName: string,
     window: { from: Date; to: Date },
   ): Promise<AuditCaller | undefined>;
+  /** Every successful KeyDelete in the window (a log alert that fired without dimensions). */
+  listKeyDeletions(window: { from: Date; to: Date }): Promise<AuditDeletion[]>;
+}
+
+export interface AuditDeletion {
+  vaultName: string;
+  keyName: string;
+  time: Date;
+  caller: Omit<AuditCaller, 'time'>;
 }
 
 export interface AuditCaller {

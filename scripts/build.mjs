@@ -27,6 +27,10 @@ await build({
   minify: true,
   keepNames: true,
   external: ['@azure/functions-core'],
+  // Some SDK packages' ESM builds read import.meta.url, which a CommonJS bundle leaves empty;
+  // give them this file's own URL instead.
+  define: { 'import.meta.url': '__kvguardImportMetaUrl' },
+  banner: { js: 'var __kvguardImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   logLevel: 'warning',
 });
 const size = statSync(join(outdir, 'index.js')).size;

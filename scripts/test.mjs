@@ -20,7 +20,7 @@ if (ca.status !== 0) {
 const caCert = ca.stdout.trim();
 const resultsDir = join(root, 'test-results');
 mkdirSync(resultsDir, { recursive: true });
-const resultsFile = join(resultsDir, 'jest.json');
+const resultsFile = join(resultsDir, `jest-${process.pid}.json`);
 rmSync(resultsFile, { force: true });
 
 const env = {
@@ -55,5 +55,6 @@ if (results.numRuntimeErrorTestSuites > 0) problems.push(`${results.numRuntimeEr
 if (results.numTotalTests === 0) problems.push('no tests ran');
 if (jest.status !== 0 && failed === 0) problems.push(`jest exited with ${jest.status}`);
 for (const p of problems) process.stderr.write(`${p}\n`);
+rmSync(resultsFile, { force: true });
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || problems.length > 0 || jest.status !== 0 ? 1 : 0);

@@ -13,8 +13,10 @@ import { createArmService, seedVault, type VaultSpec } from './arm';
 import { ensureCertificateAuthority, type CertificateAuthority } from './ca';
 import { createEventGridService, type EventGridService } from './eventgrid';
 import { FaultInjector, type FaultSpec } from './faults';
+import { createGraphService } from './graph';
 import { createIdentityService, type IdentityService } from './identity';
-import { createKeyVaultService, seedKey } from './keyvault';
+import { createKeyVaultService, seedKey, SeedKeyError } from './keyvault';
+import { createLogAnalyticsService } from './loganalytics';
 import { isAuthorized } from './rbac';
 import type {
   AuditRecord,
@@ -230,6 +232,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     arm: createArmService(core),
     entra: (req) => identity.handleEntra(req),
     eventgrid: (req) => eventGrid.handle(req),
+    loganalytics: createLogAnalyticsService(core, () => auditLog),
+    graph: createGraphService(core),
   };
 
   function addPrincipal(spec: PrincipalSpec): Principal {
@@ -444,7 +448,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       }
       send(res, { status: 200, body: adminRoute(req.method ?? 'GET', url, json) ?? { ok: true } });
     } catch (error) {
-      const status = error instanceof HttpError ? error.status : 400;
+      const status = error instanceof HttpError || error instanceof SeedKeyError ? error.status : 400;
       send(res, { status, body: { error: error instanceof Error ? error.message : String(error) } });
     }
   }
@@ -590,6 +594,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       principals.clear();
       roleAssignments.length = 0;
       vaults.clear();
+      core.workspaces?.clear();
+      core.graphPermissions?.clear();
       auditLog.length = 0;
       requests.length = 0;
       pendingAudit = [];

@@ -105,6 +105,11 @@ export interface KeyVersion {
   created: number;
   updated: number;
   exportable?: boolean;
+  /**
+   * Tags of a version that is no longer the latest (keyvault.ts snapshots them when a new version
+   * is created); the latest version's tags are `KeyRecord.tags`. Tags belong to a version in Azure.
+   */
+  tags?: Record<string, string>;
 }
 
 export interface KeyRecord {
@@ -142,11 +147,43 @@ export interface VaultRecord {
   softDeleteRetentionInDays: number;
   publicNetworkAccess: 'Enabled' | 'Disabled';
   accessPolicies: AccessPolicyEntry[];
+  /** Keyed by the lower-cased key name (Key Vault names are case-insensitive); `name` keeps the case. */
   keys: Map<string, KeyRecord>;
+  /** Keyed like `keys`. */
   deletedKeys: Map<string, DeletedKeyRecord>;
   createdAt: number;
   /** Set when the vault itself was deleted through ARM. */
   deleted?: { deletionDate: string; scheduledPurgeDate: string };
+  /** ARM-only vault properties (arm.ts); absent means false / not configured. */
+  enabledForDeployment?: boolean;
+  enabledForDiskEncryption?: boolean;
+  enabledForTemplateDeployment?: boolean;
+  /** ARM `properties.networkAcls` as last written (bypass, defaultAction, ipRules, virtualNetworkRules). */
+  networkAcls?: Record<string, unknown>;
+  /** ARM `systemData` (who created / last modified the vault through ARM, ISO times). */
+  systemData?: {
+    createdBy?: string;
+    createdByType?: 'User' | 'Application' | 'ManagedIdentity' | 'Key';
+    createdAt?: string;
+    lastModifiedBy?: string;
+    lastModifiedByType?: 'User' | 'Application' | 'ManagedIdentity' | 'Key';
+    lastModifiedAt?: string;
+  };
+}
+
+/**
+ * A Log Analytics workspace the vaults' diagnostic settings send `AuditEvent` to in resource-specific
+ * mode (table `AZKVAuditLogs`).
+ */
+export interface WorkspaceRecord {
+  /** The workspace (customer) id, a GUID: what the query API's URL names. */
+  id: string;
+  /** ARM id `/subscriptions/…/resourceGroups/…/providers/Microsoft.OperationalInsights/workspaces/<name>`: the RBAC scope. */
+  resourceId: string;
+  /** Lower-cased names of the vaults whose records land here; absent = every vault. */
+  vaults?: string[];
+  /** How long after its `time` a record becomes queryable (Azure: minutes; default 0). */
+  ingestionDelayMs?: number;
 }
 
 /** A diagnostic-log record in the shape Key Vault writes to its AuditEvent category. */
@@ -201,6 +238,22 @@ export interface EmulatorCore {
   principals: Map<string, Principal>;
   roleAssignments: RoleAssignment[];
   vaults: Map<string, VaultRecord>;
+  /**
+   * Resource groups that exist besides those holding a vault (lower-cased name → name, location).
+   * Optional: arm.ts treats a group as existing when it is listed here or holds a (deleted) vault.
+   */
+  resourceGroups?: Map<string, { name: string; location: string; subscriptionId?: string }>;
+  /**
+   * Log Analytics workspaces, keyed by the lower-cased workspace (customer) id. Optional: without it
+   * the emulated query API knows no workspace (loganalytics.ts; seed with its `addWorkspace`).
+   */
+  workspaces?: Map<string, WorkspaceRecord>;
+  /**
+   * Microsoft Graph application permissions (app roles, e.g. `Directory.Read.All`) granted to a
+   * principal, keyed by its oid. Optional: without it no principal may read the directory (graph.ts;
+   * seed with its `grantGraphPermissions`).
+   */
+  graphPermissions?: Map<string, string[]>;
   /** Options that shape timing; changed through the admin API. */
   timing: { completionLagMs: number };
   /** Verifies an `Authorization: Bearer` header for the given audience host; undefined = invalid. */

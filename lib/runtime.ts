@@ -1,0 +1,114 @@
+/**
+ * The composition root: builds every adapter once per process from the validated configuration.
+ * Functions call `getRuntime()`; tests build a runtime from their own Config (pointing at the
+ * emulator and Azurite) with `createRuntime`.
+ */
+import type { TokenCredential } from '@azure/identity';
+import type { Logger } from 'pino';
+import { createCredential } from './adapters/azure';
+import { GraphDirectory } from './adapters/graph';
+import { KeyVaultDataAdapter } from './adapters/keyvault';
+import { WorkspaceAuditLogQuery } from './adapters/loganalytics';
+import { EventGridSignalPublisher } from './adapters/signals';
+import { EventGridAlertSink, LogSink, SignedWebhookSink, SlackWebhookSink, TeamsWorkflowSink } from './adapters/sinks';
+import { BlobPoisonStore, TableLedger } from './adapters/storage';
+import { VaultManagementAdapter } from './adapters/vaults';
+import { loadConfig, type Config } from './config';
+import { Inventory, type InventorySnapshot } from './inventory';
+import { createLogger, type LogTarget } from './logging';
+import { Pipeline, type IncidentRecord } from './pipeline';
+import type { AlertSink, AuditLogQuery, Clock, PoisonStore, SignalPublisher } from './ports';
+
+export const systemClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export interface Runtime {
+  config: Config;
+  clock: Clock;
+  pipeline: Pipeline;
+  inventory: Inventory;
+  publisher: SignalPublisher;
+  poison: PoisonStore;
+  sinks: AlertSink[];
+  auditLog?: AuditLogQuery;
+  /** A logger for one invocation, written through its InvocationContext. */
+  logger(target: LogTarget, bindings: Record<string, unknown>): Logger;
+}
+
+export interface RuntimeOverrides {
+  credential?: TokenCredential;
+  clock?: Clock;
+  /** Where the process-level log (not tied to an invocation) goes; default stderr. */
+  processLog?: LogTarget;
+}
+
+const stderrTarget: LogTarget = {
+  trace: (m) => process.stderr.write(`${m}\n`),
+  debug: (m) => process.stderr.write(`${m}\n`),
+  info: (m) => process.stderr.write(`${m}\n`),
+  warn: (m) => process.stderr.write(`${m}\n`),
+  error: (m) => process.stderr.write(`${m}\n`),
+};
+
+export function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
+  const credential = overrides.credential ?? createCredential(config.managedIdentityClientId);
+  const clock = overrides.clock ?? systemClock;
+  const retry = config.retryBaseDelayMs;
+  const processLog = createLogger(config.logLevel, overrides.processLog ?? stderrTarget, { component: 'kvguard' });
+  const vaults = new VaultManagementAdapter(credential, config.tenantId, retry);
+  const keyVault = new KeyVaultDataAdapter({ credential, clock, pollMs: config.recoveryPollMs, retryBaseDelayMs: retry });
+  const inventory = new Inventory({
+    vaults,
+    store: TableLedger.create<InventorySnapshot>(config.storage.tableEndpoint, config.storage.ledgerTable, credential, retry),
+    clock,
+    subscriptions: config.subscriptions,
+    log: processLog,
+  });
+  const sinks: AlertSink[] = [new LogSink(processLog)];
+  if (config.topics.alerts) sinks.push(new EventGridAlertSink({ endpoint: config.topics.alerts, credential, retryBaseDelayMs: retry }));
+  if (config.sinks.teams) sinks.push(new TeamsWorkflowSink({ url: config.sinks.teams }));
+  if (config.sinks.slack) sinks.push(new SlackWebhookSink({ url: config.sinks.slack }));
+  if (config.sinks.webhook) sinks.push(new SignedWebhookSink({ url: config.sinks.webhook.url, secret: config.sinks.webhook.secret }));
+  const auditLog = config.workspace.id
+    ? new WorkspaceAuditLogQuery({ credential, workspaceId: config.workspace.id, retryBaseDelayMs: retry })
+    : undefined;
+  const directory = config.graphEnabled ? new GraphDirectory({ credential, retryBaseDelayMs: retry }) : undefined;
+  const pipeline = new Pipeline({
+    clock,
+    keyVault,
+    vaults,
+    ledger: TableLedger.create<IncidentRecord>(config.storage.tableEndpoint, config.storage.ledgerTable, credential, retry),
+    inventory,
+    sinks,
+    auditLog,
+    directory,
+    policy: {
+      mode: config.mode,
+      allowList: { objectIds: config.allowedPrincipals, appIds: config.allowedPrincipals },
+      vaultDeletion: 'recover',
+    },
+    excludedVaults: config.excludedVaults,
+    budgetMs: config.invocationBudgetMs,
+  });
+  return {
+    config,
+    clock,
+    pipeline,
+    inventory,
+    publisher: new EventGridSignalPublisher({ endpoint: config.topics.signals, credential, retryBaseDelayMs: retry }),
+    poison: new BlobPoisonStore(config.storage.blobEndpoint, config.storage.poisonContainer, credential, retry),
+    sinks,
+    auditLog,
+    logger: (target, bindings) => createLogger(config.logLevel, target, bindings),
+  };
+}
+
+let cached: Runtime | undefined;
+
+/** The process's runtime, built on first use from the app settings (every problem reported at once). */
+export function getRuntime(): Runtime {
+  cached ??= createRuntime(loadConfig());
+  return cached;
+}

@@ -1,0 +1,212 @@
+/**
+ * An in-memory ARM `Microsoft.KeyVault/vaults` behind `VaultManagement`: live vaults with their facts,
+ * deleted vaults (until purged), `enablePurgeProtection` (sets `true`; nothing can set it back) and
+ * `recoverVault` (PUT `createMode: recover`: the deleted vault comes back with its properties).
+ * Resource ids compare case-insensitively, as ARM's do. Every call is recorded; `writes` are the calls
+ * that change the estate, so a test can prove that observe mode and dry runs wrote nothing.
+ */
+import type {
+  ArmResult,
+  CallFailure,
+  Clock,
+  DeletedVaultFacts,
+  VaultFacts,
+  VaultManagement,
+} from '../../lib/ports';
+import { failures, FaultPlan } from './failures';
+
+export type VaultOp =
+  'getVault' | 'enablePurgeProtection' | 'recoverVault' | 'listVaults' | 'listDeletedVaults';
+
+export interface VaultCall {
+  op: VaultOp;
+  /** The vault id, vault name or subscription the call named. */
+  target: string;
+  at: string;
+}
+
+export interface FakeVaultSpec {
+  name: string;
+  subscriptionId?: string;
+  resourceGroup?: string;
+  location?: string;
+  enablePurgeProtection?: boolean;
+  softDeleteRetentionInDays?: number;
+  enableRbacAuthorization?: boolean;
+  publicNetworkAccess?: string;
+  tags?: Record<string, string>;
+}
+
+export const DEFAULT_SUBSCRIPTION = '8a7f2c1e-3b4d-4e5f-9a0b-1c2d3e4f5a6b';
+
+export function vaultResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.KeyVault/vaults/${name}`;
+}
+
+interface DeletedEntry {
+  facts: DeletedVaultFacts;
+  /** The vault as it was, so a recovery brings back its properties. */
+  before: VaultFacts;
+}
+
+export class FakeVaultManagement implements VaultManagement {
+  readonly calls: VaultCall[] = [];
+  onCall?: (call: VaultCall) => Promise<void> | void;
+  private readonly live = new Map<string, VaultFacts>();
+  private readonly deleted = new Map<string, DeletedEntry>();
+  private readonly faults = new FaultPlan<VaultOp, CallFailure>();
+
+  constructor(private readonly options: { clock: Clock; latencyMs?: number }) {}
+
+  // ------------------------------------------------------------------ the estate (test side)
+
+  addVault(spec: FakeVaultSpec): VaultFacts {
+    const subscriptionId = spec.subscriptionId ?? DEFAULT_SUBSCRIPTION;
+    const resourceGroup = spec.resourceGroup ?? 'rg-payments';
+    const facts: VaultFacts = {
+      id: vaultResourceId(subscriptionId, resourceGroup, spec.name),
+      name: spec.name.toLowerCase(),
+      subscriptionId,
+      resourceGroup,
+      location: spec.location ?? 'westeurope',
+      vaultUri: `https://${spec.name.toLowerCase()}.vault.azure.net/`,
+      enablePurgeProtection: spec.enablePurgeProtection ?? false,
+      enableSoftDelete: true,
+      softDeleteRetentionInDays: spec.softDeleteRetentionInDays ?? 90,
+      enableRbacAuthorization: spec.enableRbacAuthorization ?? true,
+      publicNetworkAccess: spec.publicNetworkAccess ?? 'Enabled',
+      tags: { ...spec.tags },
+    };
+    this.live.set(facts.id.toLowerCase(), facts);
+    return clone(facts);
+  }
+
+  /** Someone deletes the vault: it is listed in `deletedVaults` until purged. */
+  deleteVault(name: string, options: { at?: Date | string } = {}): DeletedVaultFacts {
+    const facts = this.vault(name);
+    if (!facts) throw new Error(`FakeVaultManagement: no live vault ${name}`);
+    const at = options.at !== undefined ? new Date(options.at) : this.options.clock.now();
+    const deletedFacts: DeletedVaultFacts = {
+      id: `/subscriptions/${facts.subscriptionId}/providers/Microsoft.KeyVault/locations/${facts.location}/deletedVaults/${facts.name}`,
+      name: facts.name,
+      subscriptionId: facts.subscriptionId,
+      location: facts.location,
+      vaultId: facts.id,
+      deletionDate: at,
+      scheduledPurgeDate: new Date(at.getTime() + facts.softDeleteRetentionInDays * 86_400_000),
+      purgeProtectionEnabled: facts.enablePurgeProtection,
+    };
+    this.live.delete(facts.id.toLowerCase());
+    this.deleted.set(facts.name, { facts: deletedFacts, before: facts });
+    return clone(deletedFacts);
+  }
+
+  purgeVault(name: string): void {
+    if (!this.deleted.delete(name.toLowerCase()))
+      throw new Error(`FakeVaultManagement: no deleted vault ${name}`);
+  }
+
+  /** Someone else writes the vault (a PUT/PATCH kvguard did not make). */
+  changeVault(
+    name: string,
+    change: Partial<Omit<VaultFacts, 'id' | 'name' | 'subscriptionId' | 'resourceGroup'>>,
+  ): VaultFacts {
+    const facts = this.vault(name);
+    if (!facts) throw new Error(`FakeVaultManagement: no live vault ${name}`);
+    Object.assign(facts, clone(change));
+    return clone(facts);
+  }
+
+  /** The live vault's facts, by name. */
+  vault(name: string): VaultFacts | undefined {
+    const n = name.toLowerCase();
+    for (const v of this.live.values()) if (v.name === n) return v;
+    return undefined;
+  }
+
+  deletedVault(name: string): DeletedVaultFacts | undefined {
+    return this.deleted.get(name.toLowerCase())?.facts;
+  }
+
+  fail(op: VaultOp, failure: CallFailure, options: { times?: number } = {}): void {
+    this.faults.add(op, failure, options.times ?? 1);
+  }
+
+  get writes(): VaultCall[] {
+    return this.calls.filter((c) => c.op === 'enablePurgeProtection' || c.op === 'recoverVault');
+  }
+
+  // ------------------------------------------------------------------ the port
+
+  async getVault(vaultId: string): Promise<ArmResult<VaultFacts | undefined>> {
+    const failure = await this.enter('getVault', vaultId);
+    if (failure) return { ok: false, failure };
+    const facts = this.live.get(vaultId.toLowerCase());
+    return { ok: true, value: facts ? clone(facts) : undefined };
+  }
+
+  async enablePurgeProtection(vaultId: string): Promise<ArmResult<VaultFacts>> {
+    const failure = await this.enter('enablePurgeProtection', vaultId);
+    if (failure) return { ok: false, failure };
+    const facts = this.live.get(vaultId.toLowerCase());
+    if (!facts)
+      return { ok: false, failure: failures.failed(404, 'ResourceNotFound: the vault was not found') };
+    facts.enablePurgeProtection = true;
+    return { ok: true, value: clone(facts) };
+  }
+
+  async recoverVault(deleted: DeletedVaultFacts, resourceGroup: string): Promise<ArmResult<VaultFacts>> {
+    const failure = await this.enter('recoverVault', deleted.name);
+    if (failure) return { ok: false, failure };
+    const entry = this.deleted.get(deleted.name.toLowerCase());
+    if (!entry)
+      return {
+        ok: false,
+        failure: failures.failed(404, 'DeletedVaultNotFound: no deleted vault of that name'),
+      };
+    const facts: VaultFacts = {
+      ...entry.before,
+      resourceGroup,
+      id: vaultResourceId(entry.before.subscriptionId, resourceGroup, entry.before.name),
+    };
+    this.deleted.delete(deleted.name.toLowerCase());
+    this.live.set(facts.id.toLowerCase(), facts);
+    return { ok: true, value: clone(facts) };
+  }
+
+  async listVaults(subscriptionId: string): Promise<ArmResult<VaultFacts[]>> {
+    const failure = await this.enter('listVaults', subscriptionId);
+    if (failure) return { ok: false, failure };
+    const s = subscriptionId.toLowerCase();
+    return {
+      ok: true,
+      value: [...this.live.values()].filter((v) => v.subscriptionId.toLowerCase() === s).map(clone),
+    };
+  }
+
+  async listDeletedVaults(subscriptionId: string): Promise<ArmResult<DeletedVaultFacts[]>> {
+    const failure = await this.enter('listDeletedVaults', subscriptionId);
+    if (failure) return { ok: false, failure };
+    const s = subscriptionId.toLowerCase();
+    return {
+      ok: true,
+      value: [...this.deleted.values()]
+        .filter((d) => d.facts.subscriptionId.toLowerCase() === s)
+        .map((d) => clone(d.facts)),
+    };
+  }
+
+  private async enter(op: VaultOp, target: string): Promise<CallFailure | undefined> {
+    const call: VaultCall = { op, target, at: this.options.clock.now().toISOString() };
+    this.calls.push(call);
+    if (this.onCall) await this.onCall(call);
+    if (this.options.latencyMs) await this.options.clock.sleep(this.options.latencyMs);
+    else await Promise.resolve();
+    return this.faults.take(op, [target]);
+  }
+}
+
+/** A deep copy that keeps Dates (what the SDK would hand out: a fresh object per call). */
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
