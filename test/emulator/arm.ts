@@ -418,7 +418,10 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
       'cache-control': 'no-cache',
       'x-ms-request-id': ctx.requestId,
       'x-ms-correlation-request-id': ctx.correlationId,
-      'x-ms-routing-request-id': `${DEFAULT_LOCATION.toUpperCase()}:${new Date(core.now()).toISOString().replace(/[-:.]/g, '')}:${ctx.requestId}`,
+      'x-ms-routing-request-id': `${DEFAULT_LOCATION.toUpperCase()}:${new Date(core.now())
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z')
+        .replace(/[-:]/g, '')}:${ctx.requestId}`,
     };
     if (subscriptionId) {
       const kind = method === 'GET' ? 'reads' : method === 'DELETE' ? 'deletes' : 'writes';

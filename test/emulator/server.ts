@@ -446,7 +446,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           throw new HttpError(400, 'the body is not JSON');
         }
       }
-      send(res, { status: 200, body: adminRoute(req.method ?? 'GET', url, json) ?? { ok: true } });
+      // Some routes answer asynchronously (a subscription runs the validation handshake first).
+      const result: unknown = await adminRoute(req.method ?? 'GET', url, json);
+      send(res, { status: 200, body: result ?? { ok: true } });
     } catch (error) {
       const status = error instanceof HttpError || error instanceof SeedKeyError ? error.status : 400;
       send(res, { status, body: { error: error instanceof Error ? error.message : String(error) } });

@@ -53,7 +53,7 @@ export class FakeAuditLog implements AuditLogQuery {
       to: window.to.toISOString(),
     });
     this.maybeFail();
-    return this.inWindow(window).map((r) => structuredClone(r));
+    return this.inWindow(window).map((r) => ({ ...r, time: new Date(r.time.getTime()), caller: { ...r.caller } }));
   }
 
   private inWindow(window: { from: Date; to: Date }): AuditDeletion[] {

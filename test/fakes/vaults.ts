@@ -78,7 +78,7 @@ export class FakeVaultManagement implements VaultManagement {
       tags: { ...spec.tags },
     };
     this.live.set(facts.id.toLowerCase(), facts);
-    return clone(facts);
+    return copyFacts(facts);
   }
 
   /** Someone deletes the vault: it is listed in `deletedVaults` until purged. */
@@ -98,7 +98,7 @@ export class FakeVaultManagement implements VaultManagement {
     };
     this.live.delete(facts.id.toLowerCase());
     this.deleted.set(facts.name, { facts: deletedFacts, before: facts });
-    return clone(deletedFacts);
+    return copyDeleted(deletedFacts);
   }
 
   purgeVault(name: string): void {
@@ -113,8 +113,8 @@ export class FakeVaultManagement implements VaultManagement {
   ): VaultFacts {
     const facts = this.vault(name);
     if (!facts) throw new Error(`FakeVaultManagement: no live vault ${name}`);
-    Object.assign(facts, clone(change));
-    return clone(facts);
+    Object.assign(facts, change, change.tags ? { tags: { ...change.tags } } : {});
+    return copyFacts(facts);
   }
 
   /** The live vault's facts, by name. */
@@ -142,7 +142,7 @@ export class FakeVaultManagement implements VaultManagement {
     const failure = await this.enter('getVault', vaultId);
     if (failure) return { ok: false, failure };
     const facts = this.live.get(vaultId.toLowerCase());
-    return { ok: true, value: facts ? clone(facts) : undefined };
+    return { ok: true, value: facts ? copyFacts(facts) : undefined };
   }
 
   async enablePurgeProtection(vaultId: string): Promise<ArmResult<VaultFacts>> {
@@ -152,7 +152,7 @@ export class FakeVaultManagement implements VaultManagement {
     if (!facts)
       return { ok: false, failure: failures.failed(404, 'ResourceNotFound: the vault was not found') };
     facts.enablePurgeProtection = true;
-    return { ok: true, value: clone(facts) };
+    return { ok: true, value: copyFacts(facts) };
   }
 
   async recoverVault(deleted: DeletedVaultFacts, resourceGroup: string): Promise<ArmResult<VaultFacts>> {
@@ -171,7 +171,7 @@ export class FakeVaultManagement implements VaultManagement {
     };
     this.deleted.delete(deleted.name.toLowerCase());
     this.live.set(facts.id.toLowerCase(), facts);
-    return { ok: true, value: clone(facts) };
+    return { ok: true, value: copyFacts(facts) };
   }
 
   async listVaults(subscriptionId: string): Promise<ArmResult<VaultFacts[]>> {
@@ -180,7 +180,7 @@ export class FakeVaultManagement implements VaultManagement {
     const s = subscriptionId.toLowerCase();
     return {
       ok: true,
-      value: [...this.live.values()].filter((v) => v.subscriptionId.toLowerCase() === s).map(clone),
+      value: [...this.live.values()].filter((v) => v.subscriptionId.toLowerCase() === s).map(copyFacts),
     };
   }
 
@@ -192,7 +192,7 @@ export class FakeVaultManagement implements VaultManagement {
       ok: true,
       value: [...this.deleted.values()]
         .filter((d) => d.facts.subscriptionId.toLowerCase() === s)
-        .map((d) => clone(d.facts)),
+        .map((d) => copyDeleted(d.facts)),
     };
   }
 
@@ -206,7 +206,18 @@ export class FakeVaultManagement implements VaultManagement {
   }
 }
 
-/** A deep copy that keeps Dates (what the SDK would hand out: a fresh object per call). */
-function clone<T>(value: T): T {
-  return structuredClone(value);
+/**
+ * Fresh copies per call, as the SDK hands out. Not `structuredClone`: under jest it is the outer
+ * realm's, and its Dates fail `instanceof Date` in the test realm (lib/core/time.ts relies on it).
+ */
+function copyFacts(f: VaultFacts): VaultFacts {
+  return { ...f, tags: { ...f.tags } };
+}
+
+function copyDeleted(d: DeletedVaultFacts): DeletedVaultFacts {
+  return {
+    ...d,
+    ...(d.deletionDate ? { deletionDate: new Date(d.deletionDate.getTime()) } : {}),
+    ...(d.scheduledPurgeDate ? { scheduledPurgeDate: new Date(d.scheduledPurgeDate.getTime()) } : {}),
+  };
 }

@@ -39,7 +39,19 @@ import {
   SignalPublishError,
   toSignalCloudEvent,
 } from '../../lib/adapters/signals';
-import type { ActionStatus, AlertContent, DecisionAction, DecisionCode } from '../../lib/core/model';
+import { composeAlert } from '../../lib/core/alert';
+import { decide, type ResponsePolicy } from '../../lib/core/decide';
+import type {
+  ActionResult,
+  ActionStatus,
+  AlertContent,
+  Caller,
+  DecisionAction,
+  DecisionCode,
+  ObservedKey,
+  VaultTrigger,
+} from '../../lib/core/model';
+import { toAlertMessage } from '../../lib/pipeline';
 import { createLogger } from '../../lib/logging';
 import type { AlertMessage, SignalEvent } from '../../lib/ports';
 import schema from '../../lib/schemas/alert.v1.schema.json';
@@ -248,6 +260,86 @@ describe('alert payload v1', () => {
         primaryAlert({ id: 'drift/2026-11-27', incidentId: 'drift', kind: 'drift', data: { items: [] } }),
       ),
     );
+  });
+
+  it('validates the alerts the pipeline composes (composeAlert → toAlertMessage)', () => {
+    const policy: ResponsePolicy = {
+      mode: 'enforce',
+      allowList: { objectIds: ['aaaaaaaa-0000-4000-8000-000000000001'], appIds: [] },
+      vaultDeletion: 'recover',
+    };
+    const attacker: Caller = {
+      oid: '6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5',
+      upn: 'mallory@contoso.example',
+      ipAddress: '203.0.113.47',
+      userAgent: HOSTILE_UA,
+    };
+    const base = {
+      vaultName: 'contoso-payments',
+      vaultHost: 'contoso-payments.vault.azure.net',
+      signalTime: '2026-03-14T09:26:53.589Z',
+      eventId: 'e1',
+    };
+    const deleted: VaultTrigger = {
+      ...base,
+      source: 'auditLog',
+      kind: 'keyDeleted',
+      keyName: 'cmk-orders',
+      operationName: 'KeyDelete',
+      caller: attacker,
+    };
+    const swept: VaultTrigger = {
+      ...base,
+      source: 'sweep',
+      kind: 'sweptDeletedKey',
+      keyName: 'cmk-orders',
+      deletedDate: base.signalTime,
+      operationName: 'sweep',
+    };
+    const key: ObservedKey = { state: 'deleted', tags: {} };
+    const cases: Array<{
+      trigger: VaultTrigger;
+      kind: 'primary' | 'attribution';
+      results?: ActionResult[];
+      mode?: 'observe';
+    }> = [
+      {
+        trigger: deleted,
+        kind: 'primary',
+        results: [
+          { action: 'recover-key', status: 'succeeded' },
+          { action: 'enable-purge-protection', status: 'succeeded' },
+        ],
+      },
+      {
+        trigger: deleted,
+        kind: 'primary',
+        results: [{ action: 'recover-key', status: 'forbidden', requiredPermission: 'keys/recover' }],
+      },
+      { trigger: swept, kind: 'primary' },
+      { trigger: deleted, kind: 'attribution' },
+      { trigger: deleted, kind: 'primary', mode: 'observe' },
+    ];
+    for (const c of cases) {
+      const decision = decide({
+        trigger: c.trigger,
+        now: '2026-03-14T10:00:00.000Z',
+        policy: { ...policy, mode: c.mode ?? 'enforce' },
+        key,
+      });
+      const content = composeAlert({
+        incidentId: 'key_contoso-payments_cmk-orders_20260314t092654.000z',
+        kind: c.kind,
+        trigger: c.trigger,
+        decision,
+        key,
+        ...(c.results ? { results: c.results } : {}),
+        ...(c.mode ? { observeMode: true } : {}),
+      });
+      const payload = toAlertPayload(toAlertMessage(content, new Date('2026-03-14T10:00:01.000Z')));
+      expectValid(payload);
+      expect(payload.subject).toBe('vaults/contoso-payments/keys/cmk-orders');
+    }
   });
 
   it('is refused by the schema when an incident alert lacks the incident details', () => {
