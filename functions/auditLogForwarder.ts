@@ -20,7 +20,10 @@ export const FORWARDER_RETRY = {
 
 export async function auditLogForwarder(messages: unknown[], context: InvocationContext): Promise<void> {
   const rt = getRuntime();
-  const log = rt.logger(contextTarget(context), { invocationId: context.invocationId, fn: context.functionName });
+  const log = rt.logger(contextTarget(context), {
+    invocationId: context.invocationId,
+    fn: context.functionName,
+  });
   const retry = context.retryContext
     ? { retryCount: context.retryContext.retryCount, maxRetryCount: context.retryContext.maxRetryCount }
     : { retryCount: 0, maxRetryCount: FORWARDER_RETRY.maxRetryCount };

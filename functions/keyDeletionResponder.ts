@@ -10,7 +10,10 @@ import { getRuntime } from '../lib/runtime';
 
 export async function keyDeletionResponder(event: EventGridEvent, context: InvocationContext): Promise<void> {
   const rt = getRuntime();
-  const log = rt.logger(contextTarget(context), { invocationId: context.invocationId, fn: 'keyDeletionResponder' });
+  const log = rt.logger(contextTarget(context), {
+    invocationId: context.invocationId,
+    fn: 'keyDeletionResponder',
+  });
   await respondToEvent(rt, event, { invocationId: context.invocationId, log });
 }
 

@@ -7,10 +7,16 @@ import { handleMonitorAlert } from '../lib/entrypoints';
 import { contextTarget } from '../lib/logging';
 import { getRuntime } from '../lib/runtime';
 
-export async function monitorAlert(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+export async function monitorAlert(
+  request: HttpRequest,
+  context: InvocationContext,
+): Promise<HttpResponseInit> {
   const rt = getRuntime();
   const log = rt.logger(contextTarget(context), { invocationId: context.invocationId, fn: 'monitorAlert' });
-  const answer = await handleMonitorAlert(rt, await request.text(), { invocationId: context.invocationId, log });
+  const answer = await handleMonitorAlert(rt, await request.text(), {
+    invocationId: context.invocationId,
+    log,
+  });
   return { status: answer.status, jsonBody: answer.body, headers: answer.headers };
 }
 

@@ -53,8 +53,14 @@ const eventHubs = z
   .optional()
   .transform((v, ctx) => {
     const hubs: Array<{ region: string; namespace: string; hub: string }> = [];
-    for (const item of (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
-      const m = /^([a-z0-9]+)=([a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9])\/([a-zA-Z0-9][a-zA-Z0-9._-]{0,255})$/.exec(item);
+    for (const item of (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
+      const m =
+        /^([a-z0-9]+)=([a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9])\/([a-zA-Z0-9][a-zA-Z0-9._-]{0,255})$/.exec(
+          item,
+        );
       if (!m) {
         ctx.addIssue({ code: 'custom', message: `"${item}" is not region=namespace/hub` });
         continue;
@@ -64,18 +70,47 @@ const eventHubs = z
     return hubs;
   });
 
+/** The sweep's default schedule: every 30 seconds (NCRONTAB, six fields: seconds first). */
+export const DEFAULT_SWEEP_SCHEDULE = '*/30 * * * * *';
+
+/** An NCRONTAB expression of six fields (`{second} {minute} {hour} {day} {month} {day-of-week}`). */
+const sweepSchedule = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? DEFAULT_SWEEP_SCHEDULE : v.trim()))
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){5}$/,
+        'an NCRONTAB expression of six fields, seconds first (e.g. */30 * * * * *)',
+      ),
+  );
+
 /** Every app setting kvguard reads (Azure platform settings such as AZURE_CLIENT_ID included). */
 export const SETTINGS = {
   AZURE_CLIENT_ID: z.string().regex(GUID, 'must be a GUID (the user-assigned identity client id)').optional(),
   AZURE_TENANT_ID: z.string().regex(GUID, 'must be a GUID (the tenant of the vaults)'),
   KVGUARD_MODE: z.enum(['enforce', 'observe']).default('enforce'),
-  KVGUARD_SUBSCRIPTIONS: list.pipe(z.array(z.string().regex(GUID, 'each subscription must be a GUID')).min(1, 'at least one subscription id')),
+  KVGUARD_SUBSCRIPTIONS: list.pipe(
+    z
+      .array(z.string().regex(GUID, 'each subscription must be a GUID'))
+      .min(1, 'at least one subscription id'),
+  ),
   KVGUARD_EXCLUDED_VAULTS: list,
-  KVGUARD_ALLOWED_PRINCIPALS: list.pipe(z.array(z.string().regex(GUID, 'each allowed principal must be an object id or app id (GUID)'))),
+  KVGUARD_ALLOWED_PRINCIPALS: list.pipe(
+    z.array(z.string().regex(GUID, 'each allowed principal must be an object id or app id (GUID)')),
+  ),
   KVGUARD_TABLE_ENDPOINT: httpsUrl,
   KVGUARD_BLOB_ENDPOINT: httpsUrl,
-  KVGUARD_LEDGER_TABLE: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'a table name: 3-63 letters and digits').default('kvguardledger'),
-  KVGUARD_POISON_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a container name').default('kvguard-poison'),
+  KVGUARD_LEDGER_TABLE: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'a table name: 3-63 letters and digits')
+    .default('kvguardledger'),
+  KVGUARD_POISON_CONTAINER: z
+    .string()
+    .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a container name')
+    .default('kvguard-poison'),
   KVGUARD_SIGNALS_TOPIC_ENDPOINT: httpsUrl,
   KVGUARD_ALERTS_TOPIC_ENDPOINT: optionalHttpsUrl,
   KVGUARD_TEAMS_WEBHOOK_URL: optionalHttpsUrl,
@@ -85,7 +120,10 @@ export const SETTINGS = {
   KVGUARD_WORKSPACE_ID: z.string().regex(GUID, 'the workspace (customer) id GUID').optional(),
   KVGUARD_WORKSPACE_RESOURCE_ID: z
     .string()
-    .regex(/^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/microsoft\.operationalinsights\/workspaces\/[^/]+$/i, 'a Log Analytics workspace resource id')
+    .regex(
+      /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/microsoft\.operationalinsights\/workspaces\/[^/]+$/i,
+      'a Log Analytics workspace resource id',
+    )
     .optional(),
   KVGUARD_GRAPH_ENABLED: boolSetting(false),
   KVGUARD_REPLAY_ROLE: z.string().min(1).optional(),
@@ -95,6 +133,10 @@ export const SETTINGS = {
   KVGUARD_INVOCATION_BUDGET_MS: intSetting(25000, 1000, 25000),
   KVGUARD_RETRY_BASE_DELAY_MS: intSetting(1000, 1, 60000),
   KVGUARD_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  KVGUARD_SWEEP_SCHEDULE: sweepSchedule,
+  KVGUARD_SWEEP_LOOKBACK_MINUTES: intSetting(60, 1, 7 * 24 * 60),
+  KVGUARD_SWEEP_CONCURRENCY: intSetting(8, 1, 64),
+  KVGUARD_INVENTORY_REFRESH_SECONDS: intSetting(300, 30, 86_400),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -102,7 +144,11 @@ export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 
 const schema = z.object(SETTINGS).superRefine((c, ctx) => {
   if (c.KVGUARD_WEBHOOK_URL && !c.KVGUARD_WEBHOOK_SECRET) {
-    ctx.addIssue({ code: 'custom', path: ['KVGUARD_WEBHOOK_SECRET'], message: 'required when KVGUARD_WEBHOOK_URL is set' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['KVGUARD_WEBHOOK_SECRET'],
+      message: 'required when KVGUARD_WEBHOOK_URL is set',
+    });
   }
 });
 
@@ -126,6 +172,16 @@ export interface Config {
   invocationBudgetMs: number;
   retryBaseDelayMs: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** sweepDeletedKeys (lib/sweep.ts). */
+  sweep: {
+    schedule: string;
+    /** Deletions older than this are reported once, not recovered. */
+    lookbackMinutes: number;
+    /** Vault listings and incidents in flight at once. */
+    concurrency: number;
+    /** The sweep refreshes the inventory when it is older than this. */
+    inventoryRefreshSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -140,9 +196,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const input = Object.fromEntries(SETTING_NAMES.map((name) => [name, env[name]]));
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`),
-    );
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`));
   }
   const c = parsed.data;
   return {
@@ -175,6 +229,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     invocationBudgetMs: c.KVGUARD_INVOCATION_BUDGET_MS,
     retryBaseDelayMs: c.KVGUARD_RETRY_BASE_DELAY_MS,
     logLevel: c.KVGUARD_LOG_LEVEL,
+    sweep: {
+      schedule: c.KVGUARD_SWEEP_SCHEDULE,
+      lookbackMinutes: c.KVGUARD_SWEEP_LOOKBACK_MINUTES,
+      concurrency: c.KVGUARD_SWEEP_CONCURRENCY,
+      inventoryRefreshSeconds: c.KVGUARD_INVENTORY_REFRESH_SECONDS,
+    },
   };
 }
 
@@ -182,13 +242,30 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
  * The regional Event Hubs alone: read when the functions register (one auditLogForwarder per hub),
  * before any invocation loads the whole configuration.
  */
-export function eventHubsFromSettings(env: Record<string, string | undefined> = process.env): Config['eventHubs'] {
+export function eventHubsFromSettings(
+  env: Record<string, string | undefined> = process.env,
+): Config['eventHubs'] {
   const parsed = SETTINGS.KVGUARD_EVENTHUBS.safeParse(env.KVGUARD_EVENTHUBS);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `KVGUARD_EVENTHUBS: ${i.message}`));
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((i) => `KVGUARD_EVENTHUBS: ${i.message}`));
   return parsed.data;
 }
 
 /** The app setting prefix of a regional hub's identity-based connection (`<prefix>__fullyQualifiedNamespace`). */
 export function eventHubConnectionName(region: string): string {
   return `KVGUARD_EVENTHUB_${region.toUpperCase()}`;
+}
+
+/**
+ * The sweep timer's `schedule`, read when the functions register: the app-setting reference
+ * `%KVGUARD_SWEEP_SCHEDULE%` when the setting is present (the Functions host resolves it, and it is
+ * validated here first so a bad value fails with kvguard's message), else the default. The host
+ * refuses to index a timer whose `%NAME%` does not resolve, so a missing setting must not reach it.
+ */
+export function sweepScheduleFromSettings(env: Record<string, string | undefined> = process.env): string {
+  const raw = env.KVGUARD_SWEEP_SCHEDULE;
+  const parsed = SETTINGS.KVGUARD_SWEEP_SCHEDULE.safeParse(raw);
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((i) => `KVGUARD_SWEEP_SCHEDULE: ${i.message}`));
+  return raw !== undefined && raw.trim() !== '' ? '%KVGUARD_SWEEP_SCHEDULE%' : DEFAULT_SWEEP_SCHEDULE;
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { toSafeError } from './core/errors';
-import type { NormaliseResult, Rejection, Trigger } from './core/model';
+import type { NormaliseResult, Rejection } from './core/model';
 import { isRejection, normalise, toSignalCloudEvents } from './core/normalise';
 import { RetryableError, type TriggerOutcome } from './pipeline';
 import type { AlertMessage, SignalEvent } from './ports';
@@ -29,15 +29,25 @@ function rejectionOf(r: Rejection): ItemResult {
   return { rejection: { reason: r.reason, message: r.message, path: r.path } };
 }
 
-async function runAll(rt: Runtime, results: NormaliseResult[], inv: Invocation, dryRun: boolean): Promise<ItemResult[]> {
+async function runAll(
+  rt: Runtime,
+  results: NormaliseResult[],
+  inv: Invocation,
+  dryRun: boolean,
+): Promise<ItemResult[]> {
   const out: ItemResult[] = [];
   for (const r of results) {
     if (isRejection(r)) {
-      inv.log.info({ reason: r.reason, path: r.path, eventType: r.eventType, operation: r.operationName }, `input ignored: ${r.message}`);
+      inv.log.info(
+        { reason: r.reason, path: r.path, eventType: r.eventType, operation: r.operationName },
+        `input ignored: ${r.message}`,
+      );
       out.push(rejectionOf(r));
       continue;
     }
-    out.push({ outcomes: await rt.pipeline.run(r as Trigger, { log: inv.log, invocationId: inv.invocationId, dryRun }) });
+    out.push({
+      outcomes: await rt.pipeline.run(r, { log: inv.log, invocationId: inv.invocationId, dryRun }),
+    });
   }
   return out;
 }
@@ -61,13 +71,20 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 
 function parseBody(text: string): { ok: true; value: unknown } | { ok: false; answer: HttpAnswer } {
   if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
-    return { ok: false, answer: { status: 400, body: { error: `the body is larger than ${MAX_BODY_BYTES} bytes` } } };
+    return {
+      ok: false,
+      answer: { status: 400, body: { error: `the body is larger than ${MAX_BODY_BYTES} bytes` } },
+    };
   }
-  if (text.trim() === '') return { ok: false, answer: { status: 400, body: { error: 'the body is empty: send JSON' } } };
+  if (text.trim() === '')
+    return { ok: false, answer: { status: 400, body: { error: 'the body is empty: send JSON' } } };
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (error) {
-    return { ok: false, answer: { status: 400, body: { error: `the body is not JSON: ${(error as Error).message}` } } };
+    return {
+      ok: false,
+      answer: { status: 400, body: { error: `the body is not JSON: ${(error as Error).message}` } },
+    };
   }
 }
 
@@ -82,19 +99,29 @@ export async function handleMonitorAlert(rt: Runtime, text: string, inv: Invocat
     if (!isRejection(r) && r.alert) {
       const target = r.alert.workspaceResourceId?.toLowerCase();
       if (!workspace || target !== workspace) {
-        inv.log.warn({ alert: r.alert.alertId }, 'alert rejected: its target is not the configured workspace');
-        return { status: 403, body: { error: 'the alert does not target the configured Log Analytics workspace' } };
+        inv.log.warn(
+          { alert: r.alert.alertId },
+          'alert rejected: its target is not the configured workspace',
+        );
+        return {
+          status: 403,
+          body: { error: 'the alert does not target the configured Log Analytics workspace' },
+        };
       }
     }
     accepted.push(r);
   }
   if (accepted.length > 0 && accepted.every(isRejection)) {
-    return { status: 400, body: { error: 'the alert could not be used', items: accepted.map((r) => rejectionOf(r as Rejection)) } };
+    return {
+      status: 400,
+      body: { error: 'the alert could not be used', items: accepted.map((r) => rejectionOf(r)) },
+    };
   }
   try {
     return { status: 200, body: { items: await runAll(rt, accepted, inv, false) } };
   } catch (error) {
-    if (error instanceof RetryableError) return { status: 503, body: { error: error.message }, headers: { 'Retry-After': '10' } };
+    if (error instanceof RetryableError)
+      return { status: 503, body: { error: error.message }, headers: { 'Retry-After': '10' } };
     throw error;
   }
 }
@@ -133,7 +160,8 @@ export async function handleReplay(
   if (rt.config.replay.role) {
     // Only trusted when the platform's authentication runs in front of the app (infra sets it up).
     const principal = clientPrincipal(request.principalHeader);
-    if (!principal) return { status: 401, body: { error: 'sign in: replay requires an authenticated caller' } };
+    if (!principal)
+      return { status: 401, body: { error: 'sign in: replay requires an authenticated caller' } };
     if (!principal.roles.includes(rt.config.replay.role)) {
       return { status: 403, body: { error: `replay requires the app role ${rt.config.replay.role}` } };
     }
@@ -142,9 +170,15 @@ export async function handleReplay(
   const parsed = parseBody(request.text);
   if (!parsed.ok) return parsed.answer;
   const inputs = Array.isArray(parsed.value) ? parsed.value : [parsed.value];
-  if (inputs.length === 0) return { status: 400, body: { error: 'the body is an empty array: send at least one input' } };
+  if (inputs.length === 0)
+    return { status: 400, body: { error: 'the body is an empty array: send at least one input' } };
   if (inputs.length > rt.config.replay.maxInputs) {
-    return { status: 400, body: { error: `${inputs.length} inputs: replay takes at most ${rt.config.replay.maxInputs} per request` } };
+    return {
+      status: 400,
+      body: {
+        error: `${inputs.length} inputs: replay takes at most ${rt.config.replay.maxInputs} per request`,
+      },
+    };
   }
   inv.log.info({ who, inputs: inputs.length, dryRun: request.dryRun }, 'replay requested');
   const answers = [];
@@ -155,7 +189,10 @@ export async function handleReplay(
     } catch (error) {
       const safe = toSafeError(error);
       inv.log.warn({ index: i, err: safe.message }, 'replay input failed');
-      answers.push({ index: i, error: error instanceof RetryableError ? `retryable: ${safe.message}` : safe.message });
+      answers.push({
+        index: i,
+        error: error instanceof RetryableError ? `retryable: ${safe.message}` : safe.message,
+      });
     }
   }
   return { status: 200, body: { dryRun: request.dryRun, replayedBy: who, inputs: answers } };
@@ -174,25 +211,43 @@ export interface ForwardResult {
  * A publish failure throws for the retry policy, except on the last attempt: then the unpublished
  * records go to the poison container and an operational alert is raised — nothing is lost silently.
  */
-export async function forwardAuditRecords(rt: Runtime, messages: unknown[], inv: Invocation): Promise<ForwardResult> {
+export async function forwardAuditRecords(
+  rt: Runtime,
+  messages: unknown[],
+  inv: Invocation,
+): Promise<ForwardResult> {
   const events: SignalEvent[] = [];
   const rejected: ForwardResult['rejected'] = [];
   let ignored = 0;
   messages.forEach((message, m) => {
-    const body = typeof message === 'string' || Buffer.isBuffer(message) ? safeJson(message.toString()) : message;
+    const body =
+      typeof message === 'string' || Buffer.isBuffer(message) ? safeJson(message.toString()) : message;
     for (const item of toSignalCloudEvents(body)) {
       if ('kind' in item && item.kind === 'rejection') {
         // Most records of a vault's log are reads, and every client's first call is answered 401 (the
         // challenge): records that are not deletions are expected, not errors.
-        if (item.reason === 'not-a-deletion' || item.reason === 'left-to-arm-events' || item.reason === 'refused-request') ignored++;
+        if (
+          item.reason === 'not-a-deletion' ||
+          item.reason === 'left-to-arm-events' ||
+          item.reason === 'refused-request'
+        )
+          ignored++;
         else rejected.push({ reason: item.reason, message: item.message, path: `[${m}]${item.path}` });
         continue;
       }
       const ev = item as Exclude<typeof item, Rejection>;
-      events.push({ id: ev.id, type: ev.type, source: ev.source, subject: ev.subject, time: ev.time, data: ev.data as unknown as Record<string, unknown> });
+      events.push({
+        id: ev.id,
+        type: ev.type,
+        source: ev.source,
+        subject: ev.subject,
+        time: ev.time,
+        data: ev.data,
+      });
     }
   });
-  for (const r of rejected) inv.log.warn({ reason: r.reason, path: r.path }, `audit record rejected: ${r.message}`);
+  for (const r of rejected)
+    inv.log.warn({ reason: r.reason, path: r.path }, `audit record rejected: ${r.message}`);
   if (events.length === 0) return { published: 0, ignored, rejected, poisoned: 0 };
   try {
     await rt.publisher.publish(events);
@@ -202,10 +257,16 @@ export async function forwardAuditRecords(rt: Runtime, messages: unknown[], inv:
     const safe = toSafeError(error);
     const last = !inv.retry || inv.retry.retryCount >= inv.retry.maxRetryCount;
     if (!last) {
-      inv.log.warn({ attempt: inv.retry?.retryCount, err: safe.message }, 'publish failed; the retry policy runs the batch again');
+      inv.log.warn(
+        { attempt: inv.retry?.retryCount, err: safe.message },
+        'publish failed; the retry policy runs the batch again',
+      );
       throw new RetryableError(`publishing ${events.length} signals failed: ${safe.message}`);
     }
-    const batchId = createHash('sha256').update(events.map((e) => e.id).join(',')).digest('hex').slice(0, 24);
+    const batchId = createHash('sha256')
+      .update(events.map((e) => e.id).join(','))
+      .digest('hex')
+      .slice(0, 24);
     const now = rt.clock.now();
     const name = `forwarder/${now.toISOString().slice(0, 10)}/${batchId}.json`;
     await rt.poison.write(name, { reason: safe.message, failedAt: now.toISOString(), events });
@@ -249,9 +310,11 @@ export async function raiseOperationalAlert(
   };
   await Promise.all(
     rt.sinks.map(async (sink) => {
-      const result = await sink.send(message).catch((e: unknown) => ({ ok: false as const, retryable: true, detail: toSafeError(e).message }));
-      if (!result.ok) inv.log.error({ sink: sink.name, detail: result.detail }, 'operational alert not delivered');
+      const result = await sink
+        .send(message)
+        .catch((e: unknown) => ({ ok: false as const, retryable: true, detail: toSafeError(e).message }));
+      if (!result.ok)
+        inv.log.error({ sink: sink.name, detail: result.detail }, 'operational alert not delivered');
     }),
   );
 }
-

@@ -106,7 +106,8 @@ export class Inventory {
           this.deps.vaults.listDeletedVaults(subscriptionId),
         ]);
         if (!live.ok) failures.push({ subscriptionId, detail: `list vaults: ${live.failure.kind}` });
-        if (!deleted.ok) failures.push({ subscriptionId, detail: `list deleted vaults: ${deleted.failure.kind}` });
+        if (!deleted.ok)
+          failures.push({ subscriptionId, detail: `list deleted vaults: ${deleted.failure.kind}` });
         for (const v of live.ok ? live.value : []) {
           const host = hostOf(v.vaultUri);
           if (!host) continue;
@@ -139,13 +140,23 @@ export class Inventory {
         }
       }),
     );
-    const previous = this.snapshot;
-    const snapshot: InventorySnapshot = { refreshedAt: this.deps.clock.now().toISOString(), vaults, failures };
+    // On a cold start (the sweep's refresh may be the process's first read) the previous scope is the
+    // stored snapshot, not nothing: otherwise one failed listing would drop that subscription's vaults
+    // and persist the shrunken scope for every instance.
+    const previous = failures.length > 0 ? (this.snapshot ?? (await this.stored())) : undefined;
+    const snapshot: InventorySnapshot = {
+      refreshedAt: this.deps.clock.now().toISOString(),
+      vaults,
+      failures,
+    };
     if (failures.length > 0 && previous) {
       // A failed listing must not shrink the scope: keep what that subscription had before.
       for (const f of failures) {
         for (const v of previous.vaults) {
-          if (v.subscriptionId === f.subscriptionId && !vaults.some((n) => n.resourceId.toLowerCase() === v.resourceId.toLowerCase())) {
+          if (
+            v.subscriptionId === f.subscriptionId &&
+            !vaults.some((n) => n.resourceId.toLowerCase() === v.resourceId.toLowerCase())
+          ) {
             vaults.push(v);
           }
         }
@@ -155,6 +166,18 @@ export class Inventory {
     await this.persist(snapshot);
     this.deps.log.info({ vaults: vaults.length, failures: failures.length }, 'inventory refreshed');
     return snapshot;
+  }
+
+  private async stored(): Promise<InventorySnapshot | undefined> {
+    try {
+      return (await this.deps.store.get(PARTITION, ROW))?.value;
+    } catch (error) {
+      this.deps.log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'stored inventory not readable',
+      );
+      return undefined;
+    }
   }
 
   private async persist(snapshot: InventorySnapshot): Promise<void> {
@@ -170,7 +193,10 @@ export class Inventory {
       const result = await this.deps.store.update(existing, snapshot);
       if (!result.ok) this.deps.log.debug('inventory snapshot written concurrently by another instance');
     } catch (error) {
-      this.deps.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'inventory not persisted');
+      this.deps.log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'inventory not persisted',
+      );
     }
   }
 }

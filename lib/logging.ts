@@ -43,7 +43,11 @@ export const REDACTED_PATHS = [
   '*.webhookUrl',
 ];
 
-export function createLogger(level: string, target: LogTarget, bindings: Record<string, unknown> = {}): Logger {
+export function createLogger(
+  level: string,
+  target: LogTarget,
+  bindings: Record<string, unknown> = {},
+): Logger {
   const stream = {
     write(line: string) {
       const safe = scrubSecrets(line.trimEnd());

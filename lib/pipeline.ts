@@ -9,7 +9,7 @@ import { isCallerKnown, mergeCallers } from './core/caller';
 import { decide, type ResponsePolicy } from './core/decide';
 import { composeAlert } from './core/alert';
 import { toSafeError } from './core/errors';
-import { findAttachable, incidentKeyFor, keyIncidentPrefix } from './core/incident';
+import { ATTACH_WINDOW_MS, findAttachable, incidentKeyFor, keyIncidentPrefix } from './core/incident';
 import type {
   ActionResult,
   AlertContent,
@@ -30,6 +30,8 @@ import type {
   AuditLogQuery,
   CallFailure,
   Clock,
+  DeletedKeyState,
+  DeletedVaultFacts,
   Directory,
   KeyObservation,
   KeyVaultData,
@@ -49,8 +51,11 @@ export class RetryableError extends Error {
 
 export interface AlertDelivery {
   content: AlertContent;
-  /** Per sink: delivered, or the last failure. */
-  sinks: Record<string, { delivered: boolean; detail?: string; at: string }>;
+  /**
+   * Per sink: delivered, or the last failure; `retryable: false` marks a permanent failure (a 400 from a
+   * misconfigured webhook), which is recorded and not retried, so it cannot keep an incident open.
+   */
+  sinks: Record<string, { delivered: boolean; detail?: string; at: string; retryable?: boolean }>;
 }
 
 /** One incident as the ledger keeps it. */
@@ -69,8 +74,18 @@ export interface IncidentRecord {
   observedKey?: ObservedKey;
   decision?: Decision;
   results?: ActionResult[];
+  /**
+   * What an attempt that ended with an action still pending or throttled did finish (e.g. purge
+   * protection): the attempt that completes the incident reports it too.
+   */
+  earlierResults?: ActionResult[];
   alerts: Partial<Record<AlertKind, AlertDelivery>>;
   observeMode: boolean;
+  /**
+   * Set when the sweep opened the incident for a deletion older than its look-back (RunOptions
+   * `reportOnly`): nothing is written, and `converted` says the decision was turned into a report.
+   */
+  reportOnly?: { reason: string; converted?: boolean };
   signals: number;
   createdAt: string;
   updatedAt: string;
@@ -97,6 +112,19 @@ export interface RunOptions {
   dryRun?: boolean;
   /** When the invocation must be done (Event Grid waits 30 s; we keep within 25 s). */
   deadline?: Date;
+  /**
+   * The sweep's list row of the deleted key (`GET /deletedkeys`) or vault (ARM `deletedVaults`) a
+   * `sweptDeletedKey` / `sweptDeletedVault` trigger names: it serves as the observe read, so a sweep
+   * costs one list call per vault, not one more GET per key. Ignored for any other trigger.
+   */
+  observed?: { deletedKey?: DeletedKeyState; deletedVault?: DeletedVaultFacts };
+  /**
+   * Report, never write: the sweep found the deletion older than its look-back. The decision that
+   * would recover becomes an `alert-only` one (see `reportOnlyDecision`), the alert says "found late,
+   * not recovered", and the incident closes without waiting for attribution, so it is reported once.
+   * `reason` completes "Found late: …". Only for `sweptDeletedKey` / `sweptDeletedVault` triggers.
+   */
+  reportOnly?: { reason: string };
 }
 
 export type OutcomeStatus =
@@ -129,6 +157,12 @@ function leaseMs(deps: PipelineDeps): number {
 
 const VAULT_FACTS_TTL_MS = 60_000;
 
+/**
+ * How long after a deletion a key that is neither deleted nor active is taken for one whose delete
+ * (or recovery) has not completed yet: Key Vault answers 404 to both reads until it has.
+ */
+const DELETION_SETTLE_MS = 60_000;
+
 export class Pipeline {
   /** Vault facts per resource id, fetched once per vault for a while (a flood hits a few vaults). */
   private readonly vaultFacts = new Map<string, { at: number; facts: Promise<VaultFacts | undefined> }>();
@@ -143,9 +177,14 @@ export class Pipeline {
   }
 
   /** A log alert without dimensions: kvguard's own query against the configured workspace. */
-  private async runQuery(trigger: Extract<Trigger, { kind: 'queryNeeded' }>, ctx: Ctx): Promise<TriggerOutcome[]> {
+  private async runQuery(
+    trigger: Extract<Trigger, { kind: 'queryNeeded' }>,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome[]> {
     if (!this.deps.auditLog) {
-      return [{ status: 'failed', kind: trigger.kind, reason: 'no Log Analytics workspace is configured to query' }];
+      return [
+        { status: 'failed', kind: trigger.kind, reason: 'no Log Analytics workspace is configured to query' },
+      ];
     }
     const found = await this.deps.auditLog.listKeyDeletions({
       from: new Date(trigger.windowStart),
@@ -168,13 +207,21 @@ export class Pipeline {
       outcomes.push(await this.runVaultTrigger(keyTrigger, ctx));
     }
     if (outcomes.length === 0) {
-      outcomes.push({ status: 'failed', kind: trigger.kind, reason: 'the workspace holds no key deletion in the alert window' });
+      outcomes.push({
+        status: 'failed',
+        kind: trigger.kind,
+        reason: 'the workspace holds no key deletion in the alert window',
+      });
     }
     return outcomes;
   }
 
   private async runVaultTrigger(trigger: VaultTrigger, ctx: Ctx): Promise<TriggerOutcome> {
-    const base = { kind: trigger.kind, vault: trigger.vaultName, key: 'keyName' in trigger ? trigger.keyName : undefined };
+    const base = {
+      kind: trigger.kind,
+      vault: trigger.vaultName,
+      key: 'keyName' in trigger ? trigger.keyName : undefined,
+    };
     const vault = await this.deps.inventory.findByHost(trigger.vaultHost);
     const scope = checkScope(trigger, { vaults: vault ? [vault] : [] }, this.deps.excludedVaults);
     if (scope.outcome === 'out-of-scope') {
@@ -208,46 +255,129 @@ export class Pipeline {
     ctx: Ctx,
   ): Promise<TriggerOutcome> {
     const base = { kind: trigger.kind, vault: trigger.vaultName, key: trigger.keyName };
-    const observation = await this.observeKey(trigger, ctx);
+    const listed = trigger.kind === 'sweptDeletedKey' ? ctx.observed?.deletedKey : undefined;
+    const observation: KeyObservation =
+      listed && listed.name.toLowerCase() === trigger.keyName.toLowerCase()
+        ? { state: 'deleted', deleted: listed }
+        : await this.observeKey(trigger, ctx);
     if (observation.state === 'unknown') return this.observeFailed(trigger, observation.failure, ctx);
     if (observation.state === 'deleted') {
       const deletedDate = observation.deleted.deletedOn.toISOString();
-      const keyed = incidentKeyFor(trigger, { deletedDate });
-      if (!keyed.ok) return { ...base, status: 'failed', reason: keyed.message };
-      const observedKey: ObservedKey = {
-        state: 'deleted',
-        deletedDate,
-        scheduledPurgeDate: observation.deleted.scheduledPurgeDate?.toISOString(),
-        recoveryLevel: observation.deleted.recoveryLevel,
-        tags: observation.deleted.tags,
-      };
-      return this.incident(keyed.key, trigger, vault, observedKey, ctx, deletedDate);
+      const sameDeletion =
+        findAttachable(
+          [{ id: '', vaultName: trigger.vaultName, keyName: trigger.keyName, deletedDate }],
+          trigger,
+          trigger.signalTime,
+        ) !== undefined;
+      if (trigger.kind === 'keyDeleted' && !sameDeletion) {
+        // The signal is about an earlier deletion: the key was recovered and deleted again since (a
+        // log record arrives minutes late). Its caller belongs to that earlier incident and must not
+        // decide this deletion (an allow-listed caller's late record would leave someone else's
+        // deletion deleted): this one is handled as a deletion whose caller is not known yet, then the
+        // earlier incident gets its caller.
+        ctx.log.info(
+          { vault: trigger.vaultName, keyName: trigger.keyName, signalTime: trigger.signalTime, deletedDate },
+          'the signal describes an earlier deletion of a key that is deleted again',
+        );
+        const { caller: _earlierCaller, ...withoutCaller } = trigger;
+        const current = await this.deletedKey(
+          { ...withoutCaller, signalTime: deletedDate },
+          observation.deleted,
+          vault,
+          ctx,
+        );
+        const earlier = await this.attachableIncident(trigger);
+        return earlier ? this.continueIncident(earlier, trigger, vault, ctx) : current;
+      }
+      return this.deletedKey(trigger, observation.deleted, vault, ctx);
     }
     // The key is not deleted (any more): a late signal attaches to the incident within two minutes.
-    const incidents = await this.deps.ledger.list(trigger.vaultName, keyIncidentPrefix(trigger.vaultName, trigger.keyName));
-    const attachable = findAttachable(
-      incidents
-        .filter((e) => e.value.deletedDate !== undefined)
-        .map((e) => ({ id: e.id, vaultName: e.value.vaultName, keyName: e.value.keyName ?? '', deletedDate: e.value.deletedDate!, entry: e })),
-      { vaultName: trigger.vaultName, keyName: trigger.keyName },
-      trigger.signalTime,
-    );
-    if (attachable) return this.attach(attachable.entry, trigger, vault, ctx);
+    const attachable = await this.attachableIncident(trigger);
+    if (attachable) return this.continueIncident(attachable, trigger, vault, ctx);
     if (observation.state === 'active') {
-      ctx.log.info({ vault: trigger.vaultName, key: trigger.keyName }, 'key already active; no incident');
-      return { ...base, status: 'already-active', reason: 'the key is active and no incident of its deletion is near the signal time' };
+      ctx.log.info({ vault: trigger.vaultName, keyName: trigger.keyName }, 'key already active; no incident');
+      return {
+        ...base,
+        status: 'already-active',
+        reason: 'the key is active and no incident of its deletion is near the signal time',
+      };
     }
-    // Neither deleted nor active: purged (or never existed). Keyed by the signal time; critical.
+    // Neither deleted nor active. Soon after the deletion that is a delete (or someone's recovery)
+    // still completing, not a purge: retry, rather than raise a false critical alert and key an
+    // incident that the deleted key, once listed, would not find.
+    const age = this.deps.clock.now().getTime() - new Date(trigger.signalTime).getTime();
+    if (age < DELETION_SETTLE_MS) {
+      throw new RetryableError(
+        `key ${trigger.keyName} in ${trigger.vaultName} is neither deleted nor active yet`,
+      );
+    }
+    // Purged (or never existed). Keyed by the signal time; critical.
     const keyed = incidentKeyFor(trigger, { deletedDate: trigger.signalTime });
     if (!keyed.ok) return { ...base, status: 'failed', reason: keyed.message };
     return this.incident(keyed.key, trigger, vault, { state: 'gone' }, ctx, trigger.signalTime);
+  }
+
+  /** The incident of a key observed deleted, keyed by the `deletedDate` observe read. */
+  private deletedKey(
+    trigger: Extract<VaultTrigger, { kind: 'keyDeleted' | 'sweptDeletedKey' }>,
+    deleted: DeletedKeyState,
+    vault: InventoryVault,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome> {
+    const deletedDate = deleted.deletedOn.toISOString();
+    const keyed = incidentKeyFor(trigger, { deletedDate });
+    if (!keyed.ok) {
+      return Promise.resolve({
+        kind: trigger.kind,
+        vault: trigger.vaultName,
+        key: trigger.keyName,
+        status: 'failed',
+        reason: keyed.message,
+      });
+    }
+    const observedKey: ObservedKey = {
+      state: 'deleted',
+      deletedDate,
+      scheduledPurgeDate: deleted.scheduledPurgeDate?.toISOString(),
+      recoveryLevel: deleted.recoveryLevel,
+      tags: deleted.tags,
+    };
+    return this.incident(keyed.key, trigger, vault, observedKey, ctx, deletedDate);
+  }
+
+  /** The latest deletion incident of the trigger's key whose `deletedDate` is within two minutes of its time. */
+  private async attachableIncident(trigger: {
+    vaultName: string;
+    keyName: string;
+    signalTime: string;
+  }): Promise<LedgerEntry<IncidentRecord> | undefined> {
+    const incidents = await this.deps.ledger.list(
+      trigger.vaultName,
+      keyIncidentPrefix(trigger.vaultName, trigger.keyName),
+    );
+    return findAttachable(
+      incidents
+        .filter((e) => e.value.deletedDate !== undefined)
+        .map((e) => ({
+          id: e.id,
+          vaultName: e.value.vaultName,
+          keyName: e.value.keyName ?? '',
+          deletedDate: e.value.deletedDate!,
+          entry: e,
+        })),
+      { vaultName: trigger.vaultName, keyName: trigger.keyName },
+      trigger.signalTime,
+    )?.entry;
   }
 
   /**
    * Reads the key's state. A deletion that was just accepted may not be visible yet (the service is
    * eventually consistent: 404 until it completes), so an absent key is re-read briefly.
    */
-  private async observeKey(trigger: { vaultHost: string; keyName: string }, ctx: Ctx): Promise<KeyObservation> {
+  private async observeKey(
+    trigger: { vaultHost: string; keyName: string },
+    ctx: Ctx,
+  ): Promise<KeyObservation> {
     let observation = await this.deps.keyVault.observeKey(trigger.vaultHost, trigger.keyName);
     let delay = 50;
     const settleUntil = Math.min(ctx.deadline.getTime(), this.deps.clock.now().getTime() + 3000);
@@ -263,7 +393,10 @@ export class Pipeline {
     if (failure.kind === 'transient' || failure.kind === 'throttled') {
       throw new RetryableError(`could not read ${trigger.vaultName}: ${failure.kind} (${failure.status})`);
     }
-    ctx.log.error({ vault: trigger.vaultName, failure: failure.kind, status: failure.status }, 'could not observe');
+    ctx.log.error(
+      { vault: trigger.vaultName, failure: failure.kind, status: failure.status },
+      'could not observe',
+    );
     return {
       status: 'failed',
       kind: trigger.kind,
@@ -282,44 +415,72 @@ export class Pipeline {
     vault: InventoryVault,
     ctx: Ctx,
   ): Promise<TriggerOutcome> {
-    const deleted = await this.deps.vaults.listDeletedVaults(vault.subscriptionId);
+    const listed = trigger.kind === 'sweptDeletedVault' ? ctx.observed?.deletedVault : undefined;
+    const deleted: Awaited<ReturnType<VaultManagement['listDeletedVaults']>> =
+      listed && listed.name.toLowerCase() === trigger.vaultName
+        ? { ok: true, value: [listed] }
+        : await this.deps.vaults.listDeletedVaults(vault.subscriptionId);
     if (!deleted.ok) return this.observeFailed(trigger, deleted.failure, ctx);
-    const facts = deleted.value.find((d) => d.name === trigger.vaultName);
+    const facts = deleted.value.find((d) => d.name.toLowerCase() === trigger.vaultName);
     const live = facts ? undefined : await this.deps.vaults.getVault(vault.resourceId);
     const deletionDate = facts?.deletionDate?.toISOString() ?? trigger.signalTime;
     const keyed = incidentKeyFor(trigger, { deletionDate });
-    if (!keyed.ok) return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason: keyed.message };
+    if (!keyed.ok)
+      return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason: keyed.message };
     const observedVault: ObservedVault = facts
       ? { state: 'deleted', purgeProtectionEnabled: facts.purgeProtectionEnabled }
       : live?.ok && live.value
         ? { state: 'active', purgeProtectionEnabled: live.value.enablePurgeProtection }
         : { state: 'gone' };
-    return this.incident(keyed.key, trigger, vault, undefined, ctx, undefined, observedVault);
+    // The deleted vault's facts just read are what a recovery needs (no second list call in act).
+    const scoped = facts && !vault.deletedFacts ? { ...vault, deletedFacts: facts } : vault;
+    return this.incident(keyed.key, trigger, scoped, undefined, ctx, undefined, observedVault);
   }
 
-  private async vaultWrite(trigger: Extract<VaultTrigger, { kind: 'vaultWritten' }>, vault: InventoryVault, ctx: Ctx): Promise<TriggerOutcome> {
+  private async vaultWrite(
+    trigger: Extract<VaultTrigger, { kind: 'vaultWritten' }>,
+    vault: InventoryVault,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome> {
     const now = await this.deps.vaults.getVault(vault.resourceId);
     if (!now.ok) return this.observeFailed(trigger, now.failure, ctx);
     const before = vault.facts ? toObservedVault(vault.facts) : undefined;
-    if (now.value) await this.deps.inventory.remember(now.value);
     const keyed = incidentKeyFor(trigger);
-    if (!keyed.ok) return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason: keyed.message };
-    return this.incident(keyed.key, trigger, vault, undefined, ctx, undefined, now.value ? toObservedVault(now.value) : { state: 'gone' }, before);
+    if (!keyed.ok)
+      return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason: keyed.message };
+    const outcome = await this.incident(
+      keyed.key,
+      trigger,
+      vault,
+      undefined,
+      ctx,
+      undefined,
+      now.value ? toObservedVault(now.value) : { state: 'gone' },
+      before,
+    );
+    // The new facts become the baseline only once this write's incident holds its decision: a
+    // delivery that failed before deciding is redelivered and must compare with the old baseline
+    // again. A dry run changes nothing, not even the baseline.
+    if (now.value && !ctx.dryRun) await this.deps.inventory.remember(now.value);
+    return outcome;
   }
 
   private async alertOnly(trigger: VaultTrigger, vault: InventoryVault, ctx: Ctx): Promise<TriggerOutcome> {
     const keyed = incidentKeyFor(trigger);
-    if (!keyed.ok) return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason: keyed.message };
-    return this.incident(keyed.key, trigger, vault, trigger.kind === 'keyPurged' ? { state: 'gone' } : undefined, ctx);
+    if (!keyed.ok)
+      return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason: keyed.message };
+    return this.incident(
+      keyed.key,
+      trigger,
+      vault,
+      trigger.kind === 'keyPurged' ? { state: 'gone' } : undefined,
+      ctx,
+    );
   }
 
   // ---------------------------------------------------------------- incidents
 
-  /**
-   * Claims the incident (a conditional insert), or resumes it when an earlier delivery left it
-   * unfinished; a finished incident makes this signal a duplicate, unless it brings the caller that
-   * the incident still waits for.
-   */
+  /** Claims the incident (a conditional insert); when it exists already, see `continueIncident`. */
   private async incident(
     key: IncidentKey,
     trigger: VaultTrigger,
@@ -343,51 +504,137 @@ export class Pipeline {
       observedKey,
       alerts: {},
       observeMode: this.deps.policy.mode === 'observe',
+      ...(ctx.reportOnly && (trigger.kind === 'sweptDeletedKey' || trigger.kind === 'sweptDeletedVault')
+        ? { reportOnly: { reason: ctx.reportOnly.reason } }
+        : {}),
       signals: 1,
       createdAt: now,
       updatedAt: now,
     };
     if (ctx.dryRun) return this.plan(fresh, vault, ctx, observedVault, vaultBefore);
 
-    const claim = await this.deps.ledger.claim(key.partitionKey, key.id, { ...fresh, lease: this.lease(ctx) });
-    let entry = claim.entry;
-    if (!claim.claimed) {
-      if (entry.value.state === 'closed' || entry.value.state === 'awaiting-attribution') {
-        if (isCallerKnown(trigger.caller) && !isCallerKnown(entry.value.caller)) return this.attach(entry, trigger, vault, ctx);
-        ctx.log.info({ incident: key.id }, 'duplicate signal: incident already handled');
-        return this.summary(entry.value, 'duplicate');
-      }
-      const leased = await this.takeLease(entry, ctx);
-      if (!leased) return this.summary(entry.value, 'in-progress');
-      entry = leased;
-    }
+    const claim = await this.deps.ledger.claim(key.partitionKey, key.id, {
+      ...fresh,
+      lease: this.lease(ctx),
+    });
+    if (!claim.claimed)
+      return this.continueIncident(claim.entry, trigger, vault, ctx, observedVault, vaultBefore);
     const log = ctx.log.child({ incident: key.id });
-    log.info({ kind: trigger.kind, vault: trigger.vaultName, source: trigger.source }, claim.claimed ? 'incident opened' : 'incident resumed');
-    return this.work(entry, vault, { ...ctx, log }, observedVault, vaultBefore);
+    log.info({ kind: trigger.kind, vault: trigger.vaultName, source: trigger.source }, 'incident opened');
+    return this.work(claim.entry, vault, { ...ctx, log }, observedVault, vaultBefore);
+  }
+
+  /**
+   * A signal of an incident that exists: an unfinished one (an earlier delivery failed, or is still
+   * at work) is resumed; a finished one gets what the signal adds (the caller it waits for, or the
+   * rest of a follow-up's delivery); otherwise the signal is a duplicate.
+   */
+  private async continueIncident(
+    entry: LedgerEntry<IncidentRecord>,
+    trigger: VaultTrigger,
+    vault: InventoryVault,
+    ctx: Ctx,
+    observedVault?: ObservedVault,
+    vaultBefore?: ObservedVault,
+  ): Promise<TriggerOutcome> {
+    const log = ctx.log.child({ incident: entry.id });
+    const finished = (r: IncidentRecord) => r.state === 'closed' || r.state === 'awaiting-attribution';
+    if (ctx.dryRun) {
+      if (finished(entry.value) && !this.needsAttach(trigger, entry.value))
+        return this.summary(entry.value, 'duplicate');
+      const would = finished(entry.value)
+        ? 'would attach the caller to the incident and follow up'
+        : 'would resume the unfinished incident';
+      return { ...this.summary(entry.value, 'planned'), reason: would };
+    }
+    const got = await this.acquire(entry, { ...ctx, log }, finished);
+    if (!got.leased) {
+      if (this.needsAttach(trigger, got.entry.value)) return this.attach(got.entry, trigger, vault, ctx);
+      log.info('duplicate signal: incident already handled');
+      return this.summary(got.entry.value, 'duplicate');
+    }
+    let leased = got.entry;
+    const bringsCaller = isCallerKnown(trigger.caller) && !isCallerKnown(leased.value.caller);
+    if (bringsCaller && !leased.value.decision) {
+      // Not decided yet (the delivery that opened it, e.g. the sweep's, did not finish): decide with the caller.
+      leased = await this.save(leased, {
+        ...leased.value,
+        caller: mergeCallers(trigger.caller, leased.value.caller),
+      });
+    }
+    log.info({ kind: trigger.kind, vault: trigger.vaultName, source: trigger.source }, 'incident resumed');
+    const outcome = await this.work(leased, vault, { ...ctx, log }, observedVault, vaultBefore);
+    if (!bringsCaller) return outcome;
+    // Decided before this signal's caller was known: the caller still earns its follow-up.
+    const after = await this.deps.ledger.get(entry.partition, entry.id);
+    return after && this.needsAttach(trigger, after.value)
+      ? this.attach(after, trigger, vault, ctx)
+      : outcome;
+  }
+
+  /**
+   * Whether a signal still has something to add to an incident that waits for attribution: the
+   * caller it lacks, or a follow-up that some sink has not received yet.
+   */
+  private needsAttach(trigger: VaultTrigger, record: IncidentRecord): boolean {
+    if (record.state !== 'awaiting-attribution') return false;
+    if (record.alerts.attribution) return this.undelivered(record.alerts.attribution);
+    return isCallerKnown(trigger.caller) && !isCallerKnown(record.caller);
   }
 
   private lease(ctx: Ctx) {
-    return { owner: ctx.invocationId, until: new Date(this.deps.clock.now().getTime() + leaseMs(this.deps)).toISOString() };
+    return {
+      owner: ctx.invocationId,
+      until: new Date(this.deps.clock.now().getTime() + leaseMs(this.deps)).toISOString(),
+    };
   }
 
-  /** Takes over an unfinished incident whose lease expired (or is ours); undefined when it is held. */
-  private async takeLease(entry: LedgerEntry<IncidentRecord>, ctx: Ctx): Promise<LedgerEntry<IncidentRecord> | undefined> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+  /**
+   * Takes the lease of an existing incident, unless `done` says there is nothing left to do (then
+   * answers the row as last read). While another delivery holds the lease, this one waits for it,
+   * re-reading the row, until that delivery finishes or its lease expires. Answering "in progress"
+   * instead would acknowledge this delivery: if the holder had died (between act and alert, say), its
+   * own redelivery would be acknowledged the same way and nobody would ever finish the incident.
+   * Throws RetryableError when the lease is still held as the deadline nears, so the platform
+   * redelivers later.
+   */
+  private async acquire(
+    entry: LedgerEntry<IncidentRecord>,
+    ctx: Ctx,
+    done: (record: IncidentRecord) => boolean,
+  ): Promise<{ leased: boolean; entry: LedgerEntry<IncidentRecord> }> {
+    let delay = 50;
+    for (;;) {
+      if (done(entry.value)) return { leased: false, entry };
       const lease = entry.value.lease;
-      const held = lease && lease.owner !== ctx.invocationId && new Date(lease.until).getTime() > this.deps.clock.now().getTime();
-      if (held || entry.value.state === 'closed') return undefined;
-      const updated = await this.deps.ledger.update(entry, { ...entry.value, lease: this.lease(ctx) });
-      if (updated.ok) return updated.entry;
+      const now = this.deps.clock.now().getTime();
+      if (lease === undefined || lease.owner === ctx.invocationId || new Date(lease.until).getTime() <= now) {
+        const updated = await this.deps.ledger.update(entry, { ...entry.value, lease: this.lease(ctx) });
+        if (updated.ok) return { leased: true, entry: updated.entry };
+      } else {
+        if (now + delay >= ctx.deadline.getTime()) {
+          throw new RetryableError(
+            `incident ${entry.id} is being handled by another delivery until ${lease.until}`,
+          );
+        }
+        await this.deps.clock.sleep(delay);
+        delay = Math.min(delay * 2, 1000);
+      }
       const again = await this.deps.ledger.get(entry.partition, entry.id);
-      if (!again) return undefined;
+      if (!again) throw new RetryableError(`incident ${entry.id} is no longer in the ledger`);
       entry = again;
     }
-    return undefined;
   }
 
   /** Saves the record; an ETag conflict means another delivery took over, which must not happen under a lease. */
-  private async save(entry: LedgerEntry<IncidentRecord>, value: IncidentRecord): Promise<LedgerEntry<IncidentRecord>> {
-    const updated = await this.deps.ledger.update(entry, { ...value, updatedAt: this.deps.clock.now().toISOString() });
+  private async save(
+    entry: LedgerEntry<IncidentRecord>,
+    value: IncidentRecord,
+  ): Promise<LedgerEntry<IncidentRecord>> {
+    const updated = await this.deps.ledger.update(entry, {
+      ...value,
+      updatedAt: this.deps.clock.now().toISOString(),
+    });
     if (!updated.ok) throw new RetryableError(`incident ${entry.id} changed under its lease`);
     return updated.entry;
   }
@@ -404,7 +651,7 @@ export class Pipeline {
     if (!record.decision || !record.results) {
       const caller = await this.enrich(record.trigger, record.caller, ctx);
       const vaultState = observedVault ?? (await this.observedVault(vault));
-      const decision = decide({
+      const decided = decide({
         trigger: record.trigger,
         now: this.deps.clock.now(),
         policy: this.deps.policy,
@@ -413,15 +660,32 @@ export class Pipeline {
         vault: vaultState,
         vaultBefore,
       });
-      ctx.log.info({ action: decision.action, code: decision.code, severity: decision.severity }, decision.reason);
-      const results = await this.act(record.trigger, decision, vault, ctx);
+      const decision = record.reportOnly ? reportOnlyDecision(decided, record.reportOnly.reason) : decided;
+      if (decision !== decided)
+        record = { ...record, reportOnly: { ...record.reportOnly!, converted: true } };
+      // `decisionCode`, not `code`: the logger redacts every `code` field (OAuth authorization codes).
+      ctx.log.info(
+        { action: decision.action, decisionCode: decision.code, severity: decision.severity },
+        decision.reason,
+      );
+      const results = mergeResults(
+        record.earlierResults,
+        await this.act(record.trigger, decision, vault, ctx),
+      );
       ctx.log.info({ results: results.map((r) => `${r.action}:${r.status}`) }, 'acted');
-      record = { ...record, caller, decision, results, state: 'acted' };
+      record = { ...record, caller, decision, results, earlierResults: undefined, state: 'acted' };
       entry = await this.save(entry, record);
       if (results.some((r) => r.status === 'pending' || r.status === 'throttled')) {
-        // Continue on redelivery (or the next sweep): the alert waits for a result worth sending.
-        record = { ...record, decision: undefined, results: undefined, state: 'open' };
-        entry = await this.save(entry, { ...record, lease: undefined });
+        // Continue on redelivery (or the next sweep): the alert waits for a result worth sending. What
+        // this attempt did finish is kept, so that the alert still reports it.
+        record = {
+          ...record,
+          decision: undefined,
+          results: undefined,
+          earlierResults: results,
+          state: 'open',
+        };
+        await this.save(entry, { ...record, lease: undefined });
         throw new RetryableError(`incident ${record.key.id}: an action is still pending`);
       }
     }
@@ -433,42 +697,67 @@ export class Pipeline {
       const delivered = await this.deliver(record.alerts.primary, ctx);
       record = { ...record, alerts: { ...record.alerts, primary: delivered } };
     }
-    const pendingSinks = record.alerts.primary && Object.values(record.alerts.primary.sinks).some((s) => !s.delivered);
+    const pendingSinks = record.alerts.primary !== undefined && this.undelivered(record.alerts.primary);
     const waitsForCaller =
-      (record.trigger.kind === 'sweptDeletedKey' || record.trigger.kind === 'keyDeleted') && !isCallerKnown(record.caller);
-    record = { ...record, state: pendingSinks ? 'acted' : waitsForCaller ? 'awaiting-attribution' : 'closed', lease: undefined };
-    entry = await this.save(entry, record);
+      (record.trigger.kind === 'sweptDeletedKey' || record.trigger.kind === 'keyDeleted') &&
+      !isCallerKnown(record.caller) &&
+      // A deletion found late is reported once: no follow-up can change what kvguard does about it.
+      !record.reportOnly;
+    record = {
+      ...record,
+      state: pendingSinks ? 'acted' : waitsForCaller ? 'awaiting-attribution' : 'closed',
+      lease: undefined,
+    };
+    await this.save(entry, record);
     if (pendingSinks) throw new RetryableError(`incident ${record.key.id}: an alert sink failed; will retry`);
     ctx.log.info({ state: record.state }, 'incident done');
     return this.summary(record, 'acted');
   }
 
-  /** A late signal (the AuditEvent record after the sweep) brings the caller: decide again, follow up once. */
-  private async attach(entry: LedgerEntry<IncidentRecord>, trigger: VaultTrigger, vault: InventoryVault, ctx: Ctx): Promise<TriggerOutcome> {
+  /**
+   * A late signal (the AuditEvent record after the sweep) brings the caller: decide again, follow up
+   * once. The follow-up is decided, acted on and saved before it is sent, so a redelivery after a
+   * failed sink sends it to that sink only, without deciding or acting again.
+   */
+  private async attach(
+    entry: LedgerEntry<IncidentRecord>,
+    trigger: VaultTrigger,
+    vault: InventoryVault,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome> {
     const log = ctx.log.child({ incident: entry.id });
-    const record = entry.value;
-    if (!isCallerKnown(trigger.caller) || isCallerKnown(record.caller) || record.alerts.attribution) {
+    if (!this.needsAttach(trigger, entry.value)) {
       log.info('duplicate signal: nothing new for the incident');
-      return this.summary(record, 'duplicate');
+      return this.summary(entry.value, 'duplicate');
     }
-    if (ctx.dryRun) return { ...this.summary(record, 'planned'), reason: 'would attach the caller to the incident and follow up' };
-    const leased = await this.takeLease(entry, { ...ctx, log });
-    if (!leased) return this.summary(record, 'in-progress');
-    const caller = await this.enrich(trigger, mergeCallers(trigger.caller, record.caller), { ...ctx, log });
-    const decision = decide({
-      trigger: record.trigger,
-      now: this.deps.clock.now(),
-      policy: this.deps.policy,
-      caller,
-      key: record.observedKey,
-      vault: await this.observedVault(vault),
-      prior: record.decision ? { action: record.decision.action, code: record.decision.code } : undefined,
-    });
-    log.info({ action: decision.action, code: decision.code }, `attribution: ${decision.reason}`);
-    const results = decision.writes ? await this.act(record.trigger, decision, vault, { ...ctx, log }) : [];
-    let updated: IncidentRecord = { ...record, caller, signals: record.signals + 1, results: [...(record.results ?? []), ...results] };
-    const delivery: AlertDelivery = {
-      content: composeAlert({
+    if (ctx.dryRun) {
+      return {
+        ...this.summary(entry.value, 'planned'),
+        reason: 'would attach the caller to the incident and follow up',
+      };
+    }
+    const got = await this.acquire(entry, { ...ctx, log }, (r) => !this.needsAttach(trigger, r));
+    if (!got.leased) {
+      log.info('duplicate signal: nothing new for the incident');
+      return this.summary(got.entry.value, 'duplicate');
+    }
+    let leased = got.entry;
+    let record = leased.value;
+    let decision: Decision | undefined;
+    if (!record.alerts.attribution) {
+      const caller = await this.enrich(trigger, mergeCallers(trigger.caller, record.caller), { ...ctx, log });
+      decision = decide({
+        trigger: record.trigger,
+        now: this.deps.clock.now(),
+        policy: this.deps.policy,
+        caller,
+        key: record.observedKey,
+        vault: await this.observedVault(vault),
+        prior: record.decision ? { action: record.decision.action, code: record.decision.code } : undefined,
+      });
+      log.info({ action: decision.action, decisionCode: decision.code }, `attribution: ${decision.reason}`);
+      const results = decision.writes ? await this.act(record.trigger, decision, vault, { ...ctx, log }) : [];
+      const content = composeAlert({
         incidentId: record.key.id,
         kind: 'attribution',
         trigger: record.trigger,
@@ -477,16 +766,39 @@ export class Pipeline {
         results: results.length > 0 ? results : record.results,
         key: record.observedKey,
         observeMode: record.observeMode,
-      }),
-      sinks: {},
+      });
+      record = {
+        ...record,
+        caller,
+        signals: record.signals + 1,
+        results: [...(record.results ?? []), ...results],
+        alerts: { ...record.alerts, attribution: { content, sinks: {} } },
+      };
+      leased = await this.save(leased, record);
+    }
+    const delivered = await this.deliver(record.alerts.attribution!, { ...ctx, log });
+    const pending = this.undelivered(delivered);
+    record = {
+      ...record,
+      alerts: { ...record.alerts, attribution: delivered },
+      state: pending ? 'awaiting-attribution' : 'closed',
+      lease: undefined,
     };
-    updated = { ...updated, alerts: { ...updated.alerts, attribution: await this.deliver(delivery, { ...ctx, log }) } };
-    const pending = Object.values(updated.alerts.attribution!.sinks).some((s) => !s.delivered);
-    updated = { ...updated, state: pending ? 'awaiting-attribution' : 'closed', lease: undefined };
-    if (pending) updated = { ...updated, caller: record.caller, alerts: { ...updated.alerts, attribution: undefined } };
-    await this.save(leased, updated);
-    if (pending) throw new RetryableError(`incident ${record.key.id}: the attribution alert was not delivered`);
-    return { ...this.summary(updated, 'attributed'), decision: summaryOf(decision) };
+    await this.save(leased, record);
+    if (pending)
+      throw new RetryableError(`incident ${record.key.id}: the attribution alert was not delivered`);
+    const sent = delivered.content;
+    return {
+      ...this.summary(record, 'attributed'),
+      decision: decision
+        ? summaryOf(decision)
+        : {
+            action: sent.decision.action,
+            code: sent.decision.code,
+            reason: sent.decision.reason,
+            severity: sent.severity,
+          },
+    };
   }
 
   /** dryRun: what would happen, without a single write (the ledger included). */
@@ -515,17 +827,37 @@ export class Pipeline {
 
   // ---------------------------------------------------------------- steps
 
-  private async enrich(trigger: VaultTrigger, known: Caller | undefined, ctx: Ctx): Promise<Caller | undefined> {
+  private async enrich(
+    trigger: VaultTrigger,
+    known: Caller | undefined,
+    ctx: Ctx,
+  ): Promise<Caller | undefined> {
     let caller = mergeCallers(trigger.caller, known);
-    if (!isCallerKnown(caller) && this.deps.auditLog && 'keyName' in trigger && trigger.kind === 'keyDeleted') {
+    if (
+      !isCallerKnown(caller) &&
+      this.deps.auditLog &&
+      'keyName' in trigger &&
+      trigger.kind === 'keyDeleted'
+    ) {
       // A deletion signal without its caller (e.g. a log alert without dimensions): ask the workspace.
+      // Only a record within the attach window of the deletion is its record: with a wider window, a
+      // record of an earlier deletion of the same key (its own record not ingested yet) would name the
+      // wrong caller, and an allow-listed one would leave this deletion deleted.
       const at = new Date(trigger.signalTime).getTime();
       try {
         const found = await this.deps.auditLog.findKeyDeletion(trigger.vaultName, trigger.keyName, {
-          from: new Date(at - 5 * 60_000),
-          to: new Date(at + 5 * 60_000),
+          from: new Date(at - ATTACH_WINDOW_MS),
+          to: new Date(at + ATTACH_WINDOW_MS),
         });
-        if (found) caller = mergeCallers(caller, { oid: found.oid, upn: found.upn, appId: found.appId, idtyp: found.idtyp, ipAddress: found.ipAddress, userAgent: found.userAgent });
+        if (found)
+          caller = mergeCallers(caller, {
+            oid: found.oid,
+            upn: found.upn,
+            appId: found.appId,
+            idtyp: found.idtyp,
+            ipAddress: found.ipAddress,
+            userAgent: found.userAgent,
+          });
       } catch (error) {
         ctx.log.warn({ err: toSafeError(error).message }, 'workspace query failed; the caller stays unknown');
       }
@@ -533,7 +865,8 @@ export class Pipeline {
     if (caller?.oid && !caller.displayName && this.deps.directory) {
       try {
         const described = await this.deps.directory.describe(caller.oid);
-        if (described) caller = { ...caller, displayName: described.displayName, principalType: described.type };
+        if (described)
+          caller = { ...caller, displayName: described.displayName, principalType: described.type };
       } catch (error) {
         ctx.log.warn({ err: toSafeError(error).message }, 'directory lookup failed');
       }
@@ -543,7 +876,10 @@ export class Pipeline {
 
   private observedVault(vault: InventoryVault): Promise<ObservedVault | undefined> {
     if (vault.deleted) {
-      return Promise.resolve({ state: 'deleted', purgeProtectionEnabled: vault.deletedFacts?.purgeProtectionEnabled });
+      return Promise.resolve({
+        state: 'deleted',
+        purgeProtectionEnabled: vault.deletedFacts?.purgeProtectionEnabled,
+      });
     }
     return this.facts(vault.resourceId).then((f) => (f ? toObservedVault(f) : undefined));
   }
@@ -564,7 +900,12 @@ export class Pipeline {
     return facts;
   }
 
-  private async act(trigger: VaultTrigger, decision: Decision, vault: InventoryVault, ctx: Ctx): Promise<ActionResult[]> {
+  private async act(
+    trigger: VaultTrigger,
+    decision: Decision,
+    vault: InventoryVault,
+    ctx: Ctx,
+  ): Promise<ActionResult[]> {
     if (!decision.writes) return plannedActions(decision);
     const results: ActionResult[] = [];
     if (decision.action === 'recover-key' && 'keyName' in trigger) {
@@ -574,10 +915,16 @@ export class Pipeline {
     if (decision.action === 'recover-vault') {
       const deleted = vault.deletedFacts ?? (await this.findDeletedVault(vault));
       if (!deleted) {
-        results.push({ action: 'recover-vault', status: 'not-recoverable', detail: 'the vault is not listed as deleted (purged?)' });
+        results.push({
+          action: 'recover-vault',
+          status: 'not-recoverable',
+          detail: 'the vault is not listed as deleted (purged?)',
+        });
       } else {
         const r = await this.deps.vaults.recoverVault(deleted, vault.resourceGroup);
-        results.push(r.ok ? { action: 'recover-vault', status: 'succeeded' } : failureResult('recover-vault', r.failure));
+        results.push(
+          r.ok ? { action: 'recover-vault', status: 'succeeded' } : failureResult('recover-vault', r.failure),
+        );
         if (r.ok) {
           this.vaultFacts.delete(vault.resourceId.toLowerCase());
           void this.deps.inventory.refresh().catch(() => undefined);
@@ -590,9 +937,16 @@ export class Pipeline {
         results.push({ action: 'enable-purge-protection', status: 'already-done' });
       } else {
         const r = await this.deps.vaults.enablePurgeProtection(vault.resourceId);
-        results.push(r.ok ? { action: 'enable-purge-protection', status: 'succeeded' } : failureResult('enable-purge-protection', r.failure));
+        results.push(
+          r.ok
+            ? { action: 'enable-purge-protection', status: 'succeeded' }
+            : failureResult('enable-purge-protection', r.failure),
+        );
         if (r.ok) {
-          this.vaultFacts.set(vault.resourceId.toLowerCase(), { at: this.deps.clock.now().getTime(), facts: Promise.resolve(r.value) });
+          this.vaultFacts.set(vault.resourceId.toLowerCase(), {
+            at: this.deps.clock.now().getTime(),
+            facts: Promise.resolve(r.value),
+          });
           await this.deps.inventory.remember(r.value);
         }
       }
@@ -607,19 +961,17 @@ export class Pipeline {
   }
 
   private newDelivery(record: IncidentRecord, kind: AlertKind): AlertDelivery {
-    return {
-      content: composeAlert({
-        incidentId: record.key.id,
-        kind,
-        trigger: record.trigger,
-        decision: record.decision!,
-        caller: record.caller,
-        results: record.results,
-        key: record.observedKey,
-        observeMode: record.observeMode,
-      }),
-      sinks: {},
-    };
+    const content = composeAlert({
+      incidentId: record.key.id,
+      kind,
+      trigger: record.trigger,
+      decision: record.decision!,
+      caller: record.caller,
+      results: record.results,
+      key: record.observedKey,
+      observeMode: record.observeMode,
+    });
+    return { content: record.reportOnly?.converted ? foundLateAlert(content, record) : content, sinks: {} };
   }
 
   /** Sends to every sink that has not had it yet; a failing sink never stops the others. */
@@ -635,12 +987,33 @@ export class Pipeline {
         } catch (error) {
           result = { ok: false as const, retryable: true, detail: toSafeError(error).message };
         }
-        sinks[sink.name] = { delivered: result.ok, detail: result.ok ? undefined : result.detail, at: this.deps.clock.now().toISOString() };
-        if (!result.ok) ctx.log.warn({ sink: sink.name, alert: message.id, detail: result.detail }, 'alert not delivered');
+        sinks[sink.name] = {
+          delivered: result.ok,
+          detail: result.ok ? undefined : result.detail,
+          at: this.deps.clock.now().toISOString(),
+          ...(result.ok ? {} : { retryable: result.retryable }),
+        };
+        if (!result.ok)
+          ctx.log.warn({ sink: sink.name, alert: message.id, detail: result.detail }, 'alert not delivered');
       }),
     );
-    ctx.log.info({ alert: message.id, severity: message.severity, sinks: Object.keys(sinks).length }, message.title);
+    ctx.log.info(
+      { alert: message.id, severity: message.severity, sinks: Object.keys(sinks).length },
+      message.title,
+    );
     return { ...delivery, sinks };
+  }
+
+  /**
+   * Whether a sink still owes this alert a delivery: not tried yet, or failed retryably. A permanent
+   * failure (a misconfigured webhook answering 400) is recorded and logged, not retried: retrying it
+   * would keep the incident open and the platform redelivering for a day, to no avail.
+   */
+  private undelivered(delivery: AlertDelivery): boolean {
+    return this.deps.sinks.some((sink) => {
+      const status = delivery.sinks[sink.name];
+      return status === undefined || (!status.delivered && status.retryable !== false);
+    });
   }
 
   private summary(record: IncidentRecord, status: OutcomeStatus): TriggerOutcome {
@@ -661,6 +1034,76 @@ export class Pipeline {
 
 type Ctx = RunOptions & { deadline: Date };
 
+/**
+ * This attempt's results, completed with what an earlier attempt of the same incident finished (it
+ * ended with an action pending or throttled): the alert must say everything kvguard did. A recovery
+ * the earlier attempt left pending (accepted, not yet readable) that is active now is kvguard's own
+ * recovery completing, not someone else's.
+ */
+function mergeResults(earlier: ActionResult[] | undefined, now: ActionResult[]): ActionResult[] {
+  if (!earlier) return now;
+  const merged = now.map((r) => {
+    const before = earlier.find((e) => e.action === r.action);
+    const ours = before?.status === 'pending' || before?.status === 'succeeded';
+    return ours && r.status === 'already-done' ? { ...r, status: 'succeeded' as const } : r;
+  });
+  for (const e of earlier) {
+    if (e.status === 'succeeded' && !merged.some((r) => r.action === e.action)) merged.push(e);
+  }
+  return merged;
+}
+
+/**
+ * The decision for a deletion the sweep found older than its look-back (RunOptions `reportOnly`): what
+ * `decide` would write (a recovery, purge protection) becomes a report, so the deletion is said once and
+ * nothing is written. A decision that writes nothing anyway (left deleted, not recoverable) stands.
+ * lib/core stays as it is: this is the pipeline's own path on top of the pure decision.
+ */
+export function reportOnlyDecision(decision: Decision, reason: string): Decision {
+  const wouldWrite =
+    decision.action === 'recover-key' ||
+    decision.action === 'recover-vault' ||
+    decision.enablePurgeProtection;
+  if (!wouldWrite) return decision;
+  return {
+    ...decision,
+    action: 'alert-only',
+    severity: decision.severity === 'critical' ? 'critical' : 'warning',
+    reason: `Found late: ${reason}; kvguard reports it once and does not recover it. ${decision.reason.replace(/ It is recovered\.$/, '')}`,
+    enablePurgeProtection: false,
+    writes: false,
+    notify: true,
+  };
+}
+
+/** The primary alert of a deletion found late: says so, and what a human must decide. */
+function foundLateAlert(content: AlertContent, record: IncidentRecord): AlertContent {
+  const t = record.trigger;
+  const key = 'keyName' in t ? t.keyName : undefined;
+  const purgeDate =
+    key !== undefined
+      ? record.observedKey?.scheduledPurgeDate
+      : t.kind === 'sweptDeletedVault'
+        ? t.scheduledPurgeDate
+        : undefined;
+  const recover =
+    key !== undefined
+      ? `az keyvault key recover --vault-name ${t.vaultName} --name ${key}`
+      : `az keyvault recover --name ${t.vaultName}`;
+  const subject =
+    key !== undefined ? `Key ${key} deleted in vault ${t.vaultName}` : `Vault ${t.vaultName} deleted`;
+  return {
+    ...content,
+    title: `${subject}: found late, not recovered`,
+    humanActions: [
+      `Decide whether the deletion was intended; if not, recover it before ${purgeDate ?? 'its scheduled purge date'} (${recover}).`,
+      key !== undefined
+        ? `Find the caller in the vault's AuditEvent log (AZKVAuditLogs, OperationName KeyDelete, around ${t.signalTime}).`
+        : `Find the caller in the subscription's activity log (around ${t.signalTime}).`,
+    ],
+  };
+}
+
 function summaryOf(d: Decision) {
   return { action: d.action, code: d.code, reason: d.reason, severity: d.severity };
 }
@@ -679,7 +1122,8 @@ function toObservedVault(f: VaultFacts): ObservedVault {
 function plannedActions(decision: Decision): ActionResult[] {
   const results: ActionResult[] = [];
   const wouldWrite = decision.action === 'recover-key' || decision.action === 'recover-vault';
-  if (wouldWrite) results.push({ action: decision.action as 'recover-key' | 'recover-vault', status: 'planned' });
+  if (wouldWrite)
+    results.push({ action: decision.action as 'recover-key' | 'recover-vault', status: 'planned' });
   if (decision.enablePurgeProtection) results.push({ action: 'enable-purge-protection', status: 'planned' });
   return results;
 }
@@ -702,7 +1146,12 @@ function recoverResult(outcome: Awaited<ReturnType<KeyVaultData['recoverKey']>>)
 function failureResult(action: ActionResult['action'], failure: CallFailure): ActionResult {
   switch (failure.kind) {
     case 'forbidden':
-      return { action, status: 'forbidden', detail: failure.detail, requiredPermission: failure.missingPermission };
+      return {
+        action,
+        status: 'forbidden',
+        detail: failure.detail,
+        requiredPermission: failure.missingPermission,
+      };
     case 'throttled':
       return { action, status: 'throttled' };
     default:

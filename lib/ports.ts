@@ -48,7 +48,9 @@ export interface KeyVaultData {
   observeKey(vaultHost: string, keyName: string): Promise<KeyObservation>;
   /** Recovers a soft-deleted key and waits (within the deadline) until it is readable again. */
   recoverKey(vaultHost: string, keyName: string, deadline: Date): Promise<RecoverOutcome>;
-  listDeletedKeys(vaultHost: string): Promise<{ ok: true; keys: DeletedKeyState[] } | { ok: false; failure: CallFailure }>;
+  listDeletedKeys(
+    vaultHost: string,
+  ): Promise<{ ok: true; keys: DeletedKeyState[] } | { ok: false; failure: CallFailure }>;
 }
 
 /** A vault as ARM describes it (the facts kvguard reports and enforces). */
@@ -132,7 +134,8 @@ export interface LedgerEntry<T> {
   value: T;
 }
 
-export type ClaimResult<T> = { claimed: true; entry: LedgerEntry<T> } | { claimed: false; entry: LedgerEntry<T> };
+export type ClaimResult<T> =
+  { claimed: true; entry: LedgerEntry<T> } | { claimed: false; entry: LedgerEntry<T> };
 
 /**
  * The incident ledger and the inventory (an Azure Table). A partition groups rows (one per vault
@@ -143,9 +146,17 @@ export interface Ledger<T> {
   claim(partition: string, id: string, value: T): Promise<ClaimResult<T>>;
   get(partition: string, id: string): Promise<LedgerEntry<T> | undefined>;
   /** ETag-guarded replace; `conflict` when someone else moved the entry first. */
-  update(entry: LedgerEntry<T>, value: T): Promise<{ ok: true; entry: LedgerEntry<T> } | { ok: false; conflict: true }>;
+  update(
+    entry: LedgerEntry<T>,
+    value: T,
+  ): Promise<{ ok: true; entry: LedgerEntry<T> } | { ok: false; conflict: true }>;
   /** Entries of the partition whose id starts with the prefix (e.g. every incident of one key). */
   list(partition: string, prefix: string): Promise<LedgerEntry<T>[]>;
+  /**
+   * Entries of every partition whose id starts with the prefix and that were written at or after
+   * `since` (the table's own `Timestamp`): e.g. the key incidents still open to attribution.
+   */
+  listRecent(prefix: string, since: Date): Promise<LedgerEntry<T>[]>;
 }
 
 /** An alert as every sink receives it. */

@@ -10,7 +10,13 @@ import { GraphDirectory } from './adapters/graph';
 import { KeyVaultDataAdapter } from './adapters/keyvault';
 import { WorkspaceAuditLogQuery } from './adapters/loganalytics';
 import { EventGridSignalPublisher } from './adapters/signals';
-import { EventGridAlertSink, LogSink, SignedWebhookSink, SlackWebhookSink, TeamsWorkflowSink } from './adapters/sinks';
+import {
+  EventGridAlertSink,
+  LogSink,
+  SignedWebhookSink,
+  SlackWebhookSink,
+  TeamsWorkflowSink,
+} from './adapters/sinks';
 import { BlobPoisonStore, TableLedger } from './adapters/storage';
 import { VaultManagementAdapter } from './adapters/vaults';
 import { loadConfig, type Config } from './config';
@@ -56,30 +62,53 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   const credential = overrides.credential ?? createCredential(config.managedIdentityClientId);
   const clock = overrides.clock ?? systemClock;
   const retry = config.retryBaseDelayMs;
-  const processLog = createLogger(config.logLevel, overrides.processLog ?? stderrTarget, { component: 'kvguard' });
+  const processLog = createLogger(config.logLevel, overrides.processLog ?? stderrTarget, {
+    component: 'kvguard',
+  });
   const vaults = new VaultManagementAdapter(credential, config.tenantId, retry);
-  const keyVault = new KeyVaultDataAdapter({ credential, clock, pollMs: config.recoveryPollMs, retryBaseDelayMs: retry });
+  const keyVault = new KeyVaultDataAdapter({
+    credential,
+    clock,
+    pollMs: config.recoveryPollMs,
+    retryBaseDelayMs: retry,
+  });
   const inventory = new Inventory({
     vaults,
-    store: TableLedger.create<InventorySnapshot>(config.storage.tableEndpoint, config.storage.ledgerTable, credential, retry),
+    store: TableLedger.create<InventorySnapshot>(
+      config.storage.tableEndpoint,
+      config.storage.ledgerTable,
+      credential,
+      retry,
+    ),
     clock,
     subscriptions: config.subscriptions,
     log: processLog,
   });
   const sinks: AlertSink[] = [new LogSink(processLog)];
-  if (config.topics.alerts) sinks.push(new EventGridAlertSink({ endpoint: config.topics.alerts, credential, retryBaseDelayMs: retry }));
+  if (config.topics.alerts)
+    sinks.push(
+      new EventGridAlertSink({ endpoint: config.topics.alerts, credential, retryBaseDelayMs: retry }),
+    );
   if (config.sinks.teams) sinks.push(new TeamsWorkflowSink({ url: config.sinks.teams }));
   if (config.sinks.slack) sinks.push(new SlackWebhookSink({ url: config.sinks.slack }));
-  if (config.sinks.webhook) sinks.push(new SignedWebhookSink({ url: config.sinks.webhook.url, secret: config.sinks.webhook.secret }));
+  if (config.sinks.webhook)
+    sinks.push(new SignedWebhookSink({ url: config.sinks.webhook.url, secret: config.sinks.webhook.secret }));
   const auditLog = config.workspace.id
     ? new WorkspaceAuditLogQuery({ credential, workspaceId: config.workspace.id, retryBaseDelayMs: retry })
     : undefined;
-  const directory = config.graphEnabled ? new GraphDirectory({ credential, retryBaseDelayMs: retry }) : undefined;
+  const directory = config.graphEnabled
+    ? new GraphDirectory({ credential, retryBaseDelayMs: retry })
+    : undefined;
   const pipeline = new Pipeline({
     clock,
     keyVault,
     vaults,
-    ledger: TableLedger.create<IncidentRecord>(config.storage.tableEndpoint, config.storage.ledgerTable, credential, retry),
+    ledger: TableLedger.create<IncidentRecord>(
+      config.storage.tableEndpoint,
+      config.storage.ledgerTable,
+      credential,
+      retry,
+    ),
     inventory,
     sinks,
     auditLog,
@@ -97,8 +126,17 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     clock,
     pipeline,
     inventory,
-    publisher: new EventGridSignalPublisher({ endpoint: config.topics.signals, credential, retryBaseDelayMs: retry }),
-    poison: new BlobPoisonStore(config.storage.blobEndpoint, config.storage.poisonContainer, credential, retry),
+    publisher: new EventGridSignalPublisher({
+      endpoint: config.topics.signals,
+      credential,
+      retryBaseDelayMs: retry,
+    }),
+    poison: new BlobPoisonStore(
+      config.storage.blobEndpoint,
+      config.storage.poisonContainer,
+      credential,
+      retry,
+    ),
     sinks,
     auditLog,
     logger: (target, bindings) => createLogger(config.logLevel, target, bindings),

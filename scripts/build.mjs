@@ -34,4 +34,6 @@ await build({
   logLevel: 'warning',
 });
 const size = statSync(join(outdir, 'index.js')).size;
-console.log(`build: dist/index.js ${(size / 1024).toFixed(0)} KiB in ${(performance.now() - started).toFixed(0)} ms`);
+console.log(
+  `build: dist/index.js ${(size / 1024).toFixed(0)} KiB in ${(performance.now() - started).toFixed(0)} ms`,
+);

@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
+import type { AlertContent } from '../lib/core/model';
 import { startFunctionsHost } from '../test/emulator/functions-host';
 import { startKvguardEnv } from '../test/emulator/kvguard-env';
 import { SUBSCRIPTION_SYSTEM_TOPIC } from '../test/emulator/eventgrid';
@@ -50,10 +51,19 @@ async function main(): Promise<void> {
     topicName: SUBSCRIPTION_SYSTEM_TOPIC,
     name: 'vault-events',
     endpointUrl: host.eventGridUrl('keyDeletionResponder'),
-    includedEventTypes: ['Microsoft.Resources.ResourceDeleteSuccess', 'Microsoft.Resources.ResourceWriteSuccess'],
+    includedEventTypes: [
+      'Microsoft.Resources.ResourceDeleteSuccess',
+      'Microsoft.Resources.ResourceWriteSuccess',
+    ],
   });
   for (const name of VAULTS) {
-    e.addVault({ name, resourceGroup: 'rg-shop', location: 'westeurope', permissionModel: 'rbac', retentionDays: 7 });
+    e.addVault({
+      name,
+      resourceGroup: 'rg-shop',
+      location: 'westeurope',
+      permissionModel: 'rbac',
+      retentionDays: 7,
+    });
   }
   const attacker = e.addPrincipal({
     kind: 'servicePrincipal',
@@ -83,8 +93,12 @@ async function main(): Promise<void> {
     return;
   }
 
-  console.log(`kvguard on the emulated Azure: ${host.functions.map((f) => `${f.name} (${f.triggerType})`).join(', ')}`);
-  console.log(`vaults ${VAULTS.join(', ')}; attacker ${attacker.displayName} (app ${attacker.appId}) from 203.0.113.66\n`);
+  console.log(
+    `kvguard on the emulated Azure: ${host.functions.map((f) => `${f.name} (${f.triggerType})`).join(', ')}`,
+  );
+  console.log(
+    `vaults ${VAULTS.join(', ')}; attacker ${attacker.displayName} (app ${attacker.appId}) from 203.0.113.66\n`,
+  );
   const credential = new ClientSecretCredential(e.tenantId, attacker.appId!, 'attacker-secret');
   for (const [vault, key] of DELETIONS) {
     const client = new KeyClient(`https://${vault}.vault.azure.net`, credential);
@@ -104,22 +118,32 @@ async function main(): Promise<void> {
 
   console.log('\nTimeline (alerts as the kvguard-alerts topic received them):');
   for (const stored of alerts()) {
-    const payload = (stored.event as { data: { details: Record<string, any>; title: string; severity: string } }).data;
+    const payload = (stored.event as { data: { details: AlertContent; title: string; severity: string } })
+      .data;
     const d = payload.details;
-    console.log(`${String(d.what?.signalTime ?? '').slice(11, 23)}  signal   ${d.what?.operationName} ${d.what?.summary}`);
-    console.log(`              caller   ${d.who?.summary}`);
-    console.log(`              decision ${d.decision?.code}: ${d.decision?.reason}`);
-    for (const a of d.actions ?? []) console.log(`              action   ${a.summary}`);
+    console.log(
+      `${String(d.what.signalTime ?? '').slice(11, 23)}  signal   ${d.what.operationName} ${d.what.summary}`,
+    );
+    console.log(`              caller   ${d.who.summary}`);
+    console.log(`              decision ${d.decision.code}: ${d.decision.reason}`);
+    for (const a of d.actions) console.log(`              action   ${a.summary}`);
     console.log(`              alert    [${payload.severity}] ${payload.title}\n`);
   }
   console.log('Final state:');
   for (const name of VAULTS) {
     const v = e.core.vaults.get(name)!;
-    console.log(`  ${name}: keys [${[...v.keys.keys()].join(', ')}], deleted [${[...v.deletedKeys.keys()].join(', ')}], purge protection ${v.enablePurgeProtection ? 'on' : 'off'}`);
+    console.log(
+      `  ${name}: keys [${[...v.keys.keys()].join(', ')}], deleted [${[...v.deletedKeys.keys()].join(', ')}], purge protection ${v.enablePurgeProtection ? 'on' : 'off'}`,
+    );
   }
   const failures = host.invocations.filter((i) => !i.ok);
-  const ok = allBack() && VAULTS.every((v) => e.core.vaults.get(v)!.enablePurgeProtection) && alerts().length >= DELETIONS.length;
-  console.log(`\n${ok ? 'OK' : 'FAILED'}: ${DELETIONS.length} keys deleted, ${DELETIONS.filter(([v, k]) => e.core.vaults.get(v)?.keys.has(k)).length} recovered, ${alerts().length} alerts, ${failures.length} failed invocations`);
+  const ok =
+    allBack() &&
+    VAULTS.every((v) => e.core.vaults.get(v)!.enablePurgeProtection) &&
+    alerts().length >= DELETIONS.length;
+  console.log(
+    `\n${ok ? 'OK' : 'FAILED'}: ${DELETIONS.length} keys deleted, ${DELETIONS.filter(([v, k]) => e.core.vaults.get(v)?.keys.has(k)).length} recovered, ${alerts().length} alerts, ${failures.length} failed invocations`,
+  );
   for (const f of failures) console.log(`  failed invocation: ${f.errorMessage ?? 'unknown error'}`);
   await host.stop();
   await env.stop();

@@ -5,15 +5,27 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ca = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'test/emulator/ensure-ca.ts')], { cwd: root, encoding: 'utf8' });
+const ca = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'test/emulator/ensure-ca.ts')], {
+  cwd: root,
+  encoding: 'utf8',
+});
 if (ca.status !== 0) {
   process.stderr.write(ca.stderr);
   process.exit(1);
 }
-const env = { ...process.env, NODE_EXTRA_CA_CERTS: ca.stdout.trim(), NO_PROXY: 'localhost,127.0.0.1', no_proxy: 'localhost,127.0.0.1' };
-const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/local-run.ts'), ...process.argv.slice(2)], {
-  cwd: root,
-  env,
-  stdio: 'inherit',
-});
+const env = {
+  ...process.env,
+  NODE_EXTRA_CA_CERTS: ca.stdout.trim(),
+  NO_PROXY: 'localhost,127.0.0.1',
+  no_proxy: 'localhost,127.0.0.1',
+};
+const run = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', join(root, 'scripts/local-run.ts'), ...process.argv.slice(2)],
+  {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  },
+);
 process.exit(run.status ?? 1);

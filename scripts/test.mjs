@@ -36,7 +36,13 @@ delete env.http_proxy;
 
 const jest = spawnSync(
   process.execPath,
-  [join(root, 'node_modules/jest/bin/jest.js'), '--runInBand', '--json', `--outputFile=${resultsFile}`, ...process.argv.slice(2)],
+  [
+    join(root, 'node_modules/jest/bin/jest.js'),
+    '--runInBand',
+    '--json',
+    `--outputFile=${resultsFile}`,
+    ...process.argv.slice(2),
+  ],
   { cwd: root, env, stdio: 'inherit' },
 );
 
@@ -51,7 +57,8 @@ try {
 const passed = results.numPassedTests ?? 0;
 const failed = (results.numFailedTests ?? 0) + (results.numRuntimeErrorTestSuites ?? 0);
 const problems = [];
-if (results.numRuntimeErrorTestSuites > 0) problems.push(`${results.numRuntimeErrorTestSuites} suite(s) failed to load`);
+if (results.numRuntimeErrorTestSuites > 0)
+  problems.push(`${results.numRuntimeErrorTestSuites} suite(s) failed to load`);
 if (results.numTotalTests === 0) problems.push('no tests ran');
 if (jest.status !== 0 && failed === 0) problems.push(`jest exited with ${jest.status}`);
 for (const p of problems) process.stderr.write(`${p}\n`);

@@ -18,13 +18,18 @@ export function createCredential(managedIdentityClientId: string | undefined): T
 /** Client options shared by every SDK client: retry delays from configuration. */
 export function clientOptions(retryBaseDelayMs: number) {
   return {
-    retryOptions: { maxRetries: 3, retryDelayInMs: retryBaseDelayMs, maxRetryDelayInMs: Math.max(retryBaseDelayMs * 16, 1000) },
+    retryOptions: {
+      maxRetries: 3,
+      retryDelayInMs: retryBaseDelayMs,
+      maxRetryDelayInMs: Math.max(retryBaseDelayMs * 16, 1000),
+    },
   };
 }
 
 /** The error code nested in a Key Vault / ARM error body, when there is one. */
 function innerCode(error: { details?: unknown }): string | undefined {
-  const details = error.details as { error?: { innerError?: { code?: string }; innererror?: { code?: string } } } | undefined;
+  const details = error.details as
+    { error?: { innerError?: { code?: string }; innererror?: { code?: string } } } | undefined;
   return details?.error?.innerError?.code ?? details?.error?.innererror?.code;
 }
 
@@ -38,11 +43,19 @@ export function toCallFailure(error: unknown, permission: string): CallFailure {
     throw error;
   }
   const status = error.statusCode ?? 0;
-  const detail = `${error.code ?? 'Error'}${innerCode(error) ? `/${innerCode(error)}` : ''}: ${error.message.split('\n')[0] ?? ''}`.slice(0, 500);
+  const detail =
+    `${error.code ?? 'Error'}${innerCode(error) ? `/${innerCode(error)}` : ''}: ${error.message.split('\n')[0] ?? ''}`.slice(
+      0,
+      500,
+    );
   if (status === 403) return { kind: 'forbidden', status: 403, detail, missingPermission: permission };
   if (status === 429) {
     const retryAfter = Number(error.response?.headers.get('retry-after-ms') ?? NaN);
-    return { kind: 'throttled', status: 429, retryAfterMs: Number.isFinite(retryAfter) ? retryAfter : undefined };
+    return {
+      kind: 'throttled',
+      status: 429,
+      retryAfterMs: Number.isFinite(retryAfter) ? retryAfter : undefined,
+    };
   }
   if (status === 0 || status === 408 || status >= 500) return { kind: 'transient', status, detail };
   return { kind: 'failed', status, detail };

@@ -48,7 +48,11 @@ export class KeyVaultDataAdapter implements KeyVaultData {
     const host = vaultHost.toLowerCase();
     let client = this.clients.get(host);
     if (!client) {
-      client = new KeyClient(`https://${host}`, this.options.credential, clientOptions(this.options.retryBaseDelayMs));
+      client = new KeyClient(
+        `https://${host}`,
+        this.options.credential,
+        clientOptions(this.options.retryBaseDelayMs),
+      );
       this.clients.set(host, client);
     }
     return client;
@@ -59,7 +63,8 @@ export class KeyVaultDataAdapter implements KeyVaultData {
     try {
       return { state: 'deleted', deleted: toDeletedState(await client.getDeletedKey(keyName)) };
     } catch (error) {
-      if (statusOf(error) !== 404) return { state: 'unknown', failure: toCallFailure(error, PERMISSION.read) };
+      if (statusOf(error) !== 404)
+        return { state: 'unknown', failure: toCallFailure(error, PERMISSION.read) };
     }
     try {
       const key = await client.getKey(keyName);
@@ -84,7 +89,14 @@ export class KeyVaultDataAdapter implements KeyVaultData {
         if (observed.state === 'active') return { result: 'already-active' };
         if (observed.state === 'absent') return { result: 'already-purged' };
         if (observed.state === 'unknown') return { result: 'error', failure: observed.failure };
-        return { result: 'error', failure: { kind: 'failed', status: 404, detail: 'recover answered 404 but the key is still listed as deleted' } };
+        return {
+          result: 'error',
+          failure: {
+            kind: 'failed',
+            status: 404,
+            detail: 'recover answered 404 but the key is still listed as deleted',
+          },
+        };
       }
       if (status === 409) {
         // Another recovery of this key is in flight: wait for the key to be readable.
@@ -112,7 +124,12 @@ export class KeyVaultDataAdapter implements KeyVaultData {
     return { result: 'pending' };
   }
 
-  private async awaitActive(client: KeyClient, keyName: string, deadline: Date, polls: number): Promise<RecoverOutcome> {
+  private async awaitActive(
+    client: KeyClient,
+    keyName: string,
+    deadline: Date,
+    polls: number,
+  ): Promise<RecoverOutcome> {
     let delay = this.options.pollMs;
     const { clock } = this.options;
     for (;;) {
@@ -120,7 +137,8 @@ export class KeyVaultDataAdapter implements KeyVaultData {
         await client.getKey(keyName);
         return { result: 'recovered', polls };
       } catch (error) {
-        if (statusOf(error) !== 404) return { result: 'error', failure: toCallFailure(error, PERMISSION.read) };
+        if (statusOf(error) !== 404)
+          return { result: 'error', failure: toCallFailure(error, PERMISSION.read) };
       }
       polls++;
       if (clock.now().getTime() + delay >= deadline.getTime()) return { result: 'pending' };

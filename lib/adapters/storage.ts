@@ -31,8 +31,15 @@ export class TableLedger<T> implements Ledger<T> {
 
   constructor(private readonly table: TableClient) {}
 
-  static create<T>(endpoint: string, tableName: string, credential: TokenCredential, retryBaseDelayMs: number): TableLedger<T> {
-    return new TableLedger<T>(new TableClient(endpoint, tableName, credential, clientOptions(retryBaseDelayMs)));
+  static create<T>(
+    endpoint: string,
+    tableName: string,
+    credential: TokenCredential,
+    retryBaseDelayMs: number,
+  ): TableLedger<T> {
+    return new TableLedger<T>(
+      new TableClient(endpoint, tableName, credential, clientOptions(retryBaseDelayMs)),
+    );
   }
 
   /** Creates the table once per process (a no-op when it exists). */
@@ -45,7 +52,12 @@ export class TableLedger<T> implements Ledger<T> {
   }
 
   private entry(row: Row): LedgerEntry<T> {
-    return { partition: row.partitionKey, id: row.rowKey, etag: row.etag ?? '', value: JSON.parse(row.value) as T };
+    return {
+      partition: row.partitionKey,
+      id: row.rowKey,
+      etag: row.etag ?? '',
+      value: JSON.parse(row.value) as T,
+    };
   }
 
   async claim(partition: string, id: string, value: T): Promise<ClaimResult<T>> {
@@ -53,7 +65,11 @@ export class TableLedger<T> implements Ledger<T> {
     assertTableKey(id);
     await this.ensureTable();
     try {
-      const res = await this.table.createEntity<Row>({ partitionKey: partition, rowKey: id, value: JSON.stringify(value) });
+      const res = await this.table.createEntity<Row>({
+        partitionKey: partition,
+        rowKey: id,
+        value: JSON.stringify(value),
+      });
       return { claimed: true, entry: { partition, id, etag: res.etag ?? '', value } };
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
@@ -83,7 +99,10 @@ export class TableLedger<T> implements Ledger<T> {
         'Replace',
         { etag: entry.etag },
       );
-      return { ok: true as const, entry: { partition: entry.partition, id: entry.id, etag: res.etag ?? '', value } };
+      return {
+        ok: true as const,
+        entry: { partition: entry.partition, id: entry.id, etag: res.etag ?? '', value },
+      };
     } catch (error) {
       if (statusOf(error) === 412) return { ok: false as const, conflict: true as const };
       throw error;
@@ -97,7 +116,19 @@ export class TableLedger<T> implements Ledger<T> {
     const filter = `PartitionKey eq '${escape(partition)}' and RowKey ge '${escape(prefix)}' and RowKey lt '${escape(prefix)}\uffff'`;
     const entries: LedgerEntry<T>[] = [];
     for await (const row of this.table.listEntities<Row>({ queryOptions: { filter } })) {
-      entries.push(this.entry(row as Row));
+      entries.push(this.entry(row));
+    }
+    return entries;
+  }
+
+  async listRecent(prefix: string, since: Date): Promise<LedgerEntry<T>[]> {
+    await this.ensureTable();
+    const escape = (s: string) => s.replace(/'/g, "''");
+    // Every partition: a RowKey range plus the service-maintained last-modified Timestamp.
+    const filter = `RowKey ge '${escape(prefix)}' and RowKey lt '${escape(prefix)}\uffff' and Timestamp ge datetime'${since.toISOString()}'`;
+    const entries: LedgerEntry<T>[] = [];
+    for await (const row of this.table.listEntities<Row>({ queryOptions: { filter } })) {
+      entries.push(this.entry(row));
     }
     return entries;
   }
@@ -107,10 +138,19 @@ export class BlobPoisonStore implements PoisonStore {
   private readonly container: ContainerClient;
   private ready: Promise<unknown> | undefined;
 
-  constructor(endpoint: string, containerName: string, credential: TokenCredential, retryBaseDelayMs: number) {
+  constructor(
+    endpoint: string,
+    containerName: string,
+    credential: TokenCredential,
+    retryBaseDelayMs: number,
+  ) {
     // Storage clients take their own retry shape (tries, not retries).
     this.container = new BlobServiceClient(endpoint, credential, {
-      retryOptions: { maxTries: 4, retryDelayInMs: retryBaseDelayMs, maxRetryDelayInMs: Math.max(retryBaseDelayMs * 16, 1000) },
+      retryOptions: {
+        maxTries: 4,
+        retryDelayInMs: retryBaseDelayMs,
+        maxRetryDelayInMs: Math.max(retryBaseDelayMs * 16, 1000),
+      },
     }).getContainerClient(containerName);
   }
 

@@ -12,9 +12,16 @@ import type { ArmResult, DeletedVaultFacts, VaultFacts, VaultManagement } from '
 import { clientOptions, statusOf, toCallFailure } from './azure';
 
 /** `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}` → parts. */
-export function parseVaultId(id: string): { subscriptionId: string; resourceGroup: string; name: string } | undefined {
-  const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i.exec(id);
-  return m ? { subscriptionId: m[1]!.toLowerCase(), resourceGroup: m[2]!, name: m[3]!.toLowerCase() } : undefined;
+export function parseVaultId(
+  id: string,
+): { subscriptionId: string; resourceGroup: string; name: string } | undefined {
+  const m =
+    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i.exec(
+      id,
+    );
+  return m
+    ? { subscriptionId: m[1]!.toLowerCase(), resourceGroup: m[2]!, name: m[3]!.toLowerCase() }
+    : undefined;
 }
 
 function toFacts(v: Vault): VaultFacts {
@@ -62,7 +69,11 @@ export class VaultManagementAdapter implements VaultManagement {
   private client(subscriptionId: string): KeyVaultManagementClient {
     let client = this.clients.get(subscriptionId);
     if (!client) {
-      client = new KeyVaultManagementClient(this.credential, subscriptionId, clientOptions(this.retryBaseDelayMs));
+      client = new KeyVaultManagementClient(
+        this.credential,
+        subscriptionId,
+        clientOptions(this.retryBaseDelayMs),
+      );
       this.clients.set(subscriptionId, client);
     }
     return client;
@@ -70,9 +81,13 @@ export class VaultManagementAdapter implements VaultManagement {
 
   async getVault(vaultId: string): Promise<ArmResult<VaultFacts | undefined>> {
     const parts = parseVaultId(vaultId);
-    if (!parts) return { ok: false, failure: { kind: 'failed', status: 400, detail: `not a vault id: ${vaultId}` } };
+    if (!parts)
+      return { ok: false, failure: { kind: 'failed', status: 400, detail: `not a vault id: ${vaultId}` } };
     try {
-      return { ok: true, value: toFacts(await this.client(parts.subscriptionId).vaults.get(parts.resourceGroup, parts.name)) };
+      return {
+        ok: true,
+        value: toFacts(await this.client(parts.subscriptionId).vaults.get(parts.resourceGroup, parts.name)),
+      };
     } catch (error) {
       if (statusOf(error) === 404) return { ok: true, value: undefined };
       return { ok: false, failure: toCallFailure(error, 'Microsoft.KeyVault/vaults/read') };
@@ -81,7 +96,8 @@ export class VaultManagementAdapter implements VaultManagement {
 
   async enablePurgeProtection(vaultId: string): Promise<ArmResult<VaultFacts>> {
     const parts = parseVaultId(vaultId);
-    if (!parts) return { ok: false, failure: { kind: 'failed', status: 400, detail: `not a vault id: ${vaultId}` } };
+    if (!parts)
+      return { ok: false, failure: { kind: 'failed', status: 400, detail: `not a vault id: ${vaultId}` } };
     try {
       const vault = await this.client(parts.subscriptionId).vaults.update(parts.resourceGroup, parts.name, {
         properties: { enablePurgeProtection: true },
@@ -94,14 +110,18 @@ export class VaultManagementAdapter implements VaultManagement {
 
   async recoverVault(deleted: DeletedVaultFacts, resourceGroup: string): Promise<ArmResult<VaultFacts>> {
     try {
-      const vault = await this.client(deleted.subscriptionId).vaults.createOrUpdate(resourceGroup, deleted.name, {
-        location: deleted.location,
-        properties: {
-          tenantId: this.tenantId,
-          sku: { family: 'A', name: 'standard' },
-          createMode: 'recover',
+      const vault = await this.client(deleted.subscriptionId).vaults.createOrUpdate(
+        resourceGroup,
+        deleted.name,
+        {
+          location: deleted.location,
+          properties: {
+            tenantId: this.tenantId,
+            sku: { family: 'A', name: 'standard' },
+            createMode: 'recover',
+          },
         },
-      });
+      );
       return { ok: true, value: toFacts(vault) };
     } catch (error) {
       return { ok: false, failure: toCallFailure(error, 'Microsoft.KeyVault/vaults/write') };
@@ -121,7 +141,8 @@ export class VaultManagementAdapter implements VaultManagement {
   async listDeletedVaults(subscriptionId: string): Promise<ArmResult<DeletedVaultFacts[]>> {
     try {
       const vaults: DeletedVaultFacts[] = [];
-      for await (const d of this.client(subscriptionId).vaults.listDeleted()) vaults.push(toDeletedFacts(d, subscriptionId));
+      for await (const d of this.client(subscriptionId).vaults.listDeleted())
+        vaults.push(toDeletedFacts(d, subscriptionId));
       return { ok: true, value: vaults };
     } catch (error) {
       return { ok: false, failure: toCallFailure(error, 'Microsoft.KeyVault/deletedVaults/read') };

@@ -29,14 +29,21 @@ export async function startAzurite(caDir: string = defaultCaDir()): Promise<Azur
     process.execPath,
     [
       require.resolve('azurite/dist/src/azurite.js'),
-      '--blobPort', '0',
-      '--tablePort', '0',
-      '--queuePort', '0',
+      '--blobPort',
+      '0',
+      '--tablePort',
+      '0',
+      '--queuePort',
+      '0',
       '--inMemoryPersistence',
-      '--extentMemoryLimit', '256',
-      '--oauth', 'basic',
-      '--cert', certPath,
-      '--key', keyPath,
+      '--extentMemoryLimit',
+      '256',
+      '--oauth',
+      'basic',
+      '--cert',
+      certPath,
+      '--key',
+      keyPath,
       '--skipApiVersionCheck',
       '--disableTelemetry',
       '--silent',
@@ -49,7 +56,9 @@ export async function startAzurite(caDir: string = defaultCaDir()): Promise<Azur
     const timer = setTimeout(() => reject(new Error(`Azurite did not start within 15 s:\n${output}`)), 15000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      for (const m of output.matchAll(/Azurite (Blob|Table) service is successfully listening at https:\/\/127\.0\.0\.1:(\d+)/g)) {
+      for (const m of output.matchAll(
+        /Azurite (Blob|Table) service is successfully listening at https:\/\/127\.0\.0\.1:(\d+)/g,
+      )) {
         ports[m[1]!] = m[2]!;
       }
       if (ports.Blob && ports.Table) {

@@ -31,7 +31,8 @@ export class FaultInjector {
   add(spec: FaultSpec): FaultRule {
     const kinds = ['latency', 'throttle', 'error', 'reset'];
     if (!kinds.includes(spec.kind)) throw new Error(`fault kind must be one of ${kinds.join(', ')}`);
-    if (spec.rate !== undefined && (spec.rate < 0 || spec.rate > 1)) throw new Error('fault rate must be in 0..1');
+    if (spec.rate !== undefined && (spec.rate < 0 || spec.rate > 1))
+      throw new Error('fault rate must be in 0..1');
     if (spec.kind === 'error' && (spec.status === undefined || spec.status < 500 || spec.status > 599)) {
       throw new Error('an error fault needs a 5xx status');
     }

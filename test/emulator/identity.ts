@@ -43,7 +43,10 @@ function normaliseAudience(aud: string): string {
 function entraError(status: number, error: string, code: number, description: string): EmuResponse {
   const traceId = randomUUID();
   const correlationId = randomUUID();
-  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const timestamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   return {
     status,
     body: {
@@ -130,7 +133,12 @@ export function createIdentityService(options: IdentityOptions): IdentityService
             {
               preferred_network: 'login.microsoftonline.com',
               preferred_cache: 'login.windows.net',
-              aliases: ['login.microsoftonline.com', 'login.windows.net', 'login.microsoft.com', 'sts.windows.net'],
+              aliases: [
+                'login.microsoftonline.com',
+                'login.windows.net',
+                'login.microsoft.com',
+                'sts.windows.net',
+              ],
             },
           ],
         },
@@ -146,7 +154,11 @@ export function createIdentityService(options: IdentityOptions): IdentityService
         status: 200,
         body: {
           token_endpoint: `${base}/oauth2/v2.0/token`,
-          token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+          token_endpoint_auth_methods_supported: [
+            'client_secret_post',
+            'private_key_jwt',
+            'client_secret_basic',
+          ],
           jwks_uri: `https://login.microsoftonline.com/${tenantId}/discovery/v2.0/keys`,
           response_modes_supported: ['query', 'fragment', 'form_post'],
           subject_types_supported: ['pairwise'],
@@ -168,7 +180,12 @@ export function createIdentityService(options: IdentityOptions): IdentityService
     if (req.method === 'POST' && segments.slice(1).join('/') === 'oauth2/v2.0/token') {
       const form = new URLSearchParams(req.body.toString('utf8'));
       if (form.get('grant_type') !== 'client_credentials') {
-        return entraError(400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
+        return entraError(
+          400,
+          'unsupported_grant_type',
+          70003,
+          'The app requested an unsupported grant type.',
+        );
       }
       const clientId = form.get('client_id') ?? '';
       const principal = [...principals.values()].find(
@@ -191,14 +208,22 @@ export function createIdentityService(options: IdentityOptions): IdentityService
           'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.',
         );
       }
-      const scope = form.get('scope')?.split(' ').find((s) => s.endsWith('/.default'));
+      const scope = form
+        .get('scope')
+        ?.split(' ')
+        .find((s) => s.endsWith('/.default'));
       if (!scope) {
         return entraError(400, 'invalid_scope', 1002012, 'The provided value for scope is not valid.');
       }
       const { token } = issueToken(principal, scope);
       return {
         status: 200,
-        body: { token_type: 'Bearer', expires_in: TOKEN_LIFETIME_S, ext_expires_in: TOKEN_LIFETIME_S, access_token: token },
+        body: {
+          token_type: 'Bearer',
+          expires_in: TOKEN_LIFETIME_S,
+          ext_expires_in: TOKEN_LIFETIME_S,
+          access_token: token,
+        },
         callerOid: principal.oid,
       };
     }
@@ -208,11 +233,17 @@ export function createIdentityService(options: IdentityOptions): IdentityService
   function handleManagedIdentity(req: EmuRequest): EmuResponse {
     if (req.headers['x-identity-header'] !== options.identityHeader) {
       // The platform's endpoint refuses callers that do not present the secret header.
-      return { status: 401, body: { statusCode: 401, message: 'Unauthorized: the X-IDENTITY-HEADER is missing or wrong.' } };
+      return {
+        status: 401,
+        body: { statusCode: 401, message: 'Unauthorized: the X-IDENTITY-HEADER is missing or wrong.' },
+      };
     }
     const resource = req.query.get('resource');
     if (!resource) {
-      return { status: 400, body: { statusCode: 400, message: 'Required query parameter resource is missing.' } };
+      return {
+        status: 400,
+        body: { statusCode: 400, message: 'Required query parameter resource is missing.' },
+      };
     }
     const identities = [...principals.values()].filter((p) => p.kind === 'managedIdentity');
     const clientId = req.query.get('client_id');
@@ -229,7 +260,10 @@ export function createIdentityService(options: IdentityOptions): IdentityService
       if (!chosen) {
         return {
           status: 400,
-          body: { statusCode: 400, message: 'No managed identity found for the specified ClientId/ResourceId/PrincipalId.' },
+          body: {
+            statusCode: 400,
+            message: 'No managed identity found for the specified ClientId/ResourceId/PrincipalId.',
+          },
         };
       }
     } else {

@@ -33,7 +33,10 @@ export const KVGUARD_ACTIONS = [
   'Microsoft.KeyVault/deletedVaults/read',
   'Microsoft.KeyVault/locations/deletedVaults/read',
 ];
-export const KVGUARD_DATA_ACTIONS = ['Microsoft.KeyVault/vaults/keys/read', 'Microsoft.KeyVault/vaults/keys/recover/action'];
+export const KVGUARD_DATA_ACTIONS = [
+  'Microsoft.KeyVault/vaults/keys/read',
+  'Microsoft.KeyVault/vaults/keys/recover/action',
+];
 
 export async function startKvguardEnv(
   options: { settings?: Record<string, string>; completionLagMs?: number; latencyMs?: number } = {},
@@ -53,8 +56,16 @@ export async function startKvguardEnv(
       { scope: subscriptionScope, roleName: 'EventGrid Data Sender' },
     ],
   });
-  const signals = e.eventGrid.createTopic({ name: 'kvguard-signals', region: 'westeurope', inputSchema: 'CloudEventSchemaV1_0' });
-  const alerts = e.eventGrid.createTopic({ name: 'kvguard-alerts', region: 'westeurope', inputSchema: 'CloudEventSchemaV1_0' });
+  const signals = e.eventGrid.createTopic({
+    name: 'kvguard-signals',
+    region: 'westeurope',
+    inputSchema: 'CloudEventSchemaV1_0',
+  });
+  const alerts = e.eventGrid.createTopic({
+    name: 'kvguard-alerts',
+    region: 'westeurope',
+    inputSchema: 'CloudEventSchemaV1_0',
+  });
   const workspaceId = '6a1c3f44-7d2e-4b8a-9f0e-2c5d8b7a1e90';
   const workspaceResourceId = `${subscriptionScope}/resourceGroups/rg-kvguard/providers/Microsoft.OperationalInsights/workspaces/log-kvguard`;
   addWorkspace(e.core, { id: workspaceId, resourceId: workspaceResourceId });
@@ -63,7 +74,10 @@ export async function startKvguardEnv(
     id: 'ra-kvguard-workspace',
     principalId: identity.oid,
     scope: workspaceResourceId,
-    actions: ['Microsoft.OperationalInsights/workspaces/query/read', 'Microsoft.OperationalInsights/workspaces/query/*/read'],
+    actions: [
+      'Microsoft.OperationalInsights/workspaces/query/read',
+      'Microsoft.OperationalInsights/workspaces/query/*/read',
+    ],
   });
   const settings: Record<string, string> = {
     AZURE_CLIENT_ID: identity.appId!,

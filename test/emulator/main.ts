@@ -15,7 +15,12 @@ async function main(): Promise<void> {
   });
   const latencyMs = Number(values['latency-ms']);
   const completionLagMs = Number(values['completion-lag-ms']);
-  if (!Number.isFinite(latencyMs) || latencyMs < 0 || !Number.isFinite(completionLagMs) || completionLagMs < 0) {
+  if (
+    !Number.isFinite(latencyMs) ||
+    latencyMs < 0 ||
+    !Number.isFinite(completionLagMs) ||
+    completionLagMs < 0
+  ) {
     throw new Error('--latency-ms and --completion-lag-ms take a number of milliseconds >= 0');
   }
   const emulator = await startEmulator({ latencyMs, completionLagMs });
@@ -37,6 +42,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`emulator failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `emulator failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

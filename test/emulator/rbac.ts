@@ -86,7 +86,10 @@ export const BUILT_IN_ROLES: Record<string, RoleDefinition> = {
       'Microsoft.KeyVault/vaults/*/read',
       'Microsoft.KeyVault/operations/read',
     ],
-    dataActions: ['Microsoft.KeyVault/vaults/*/read', 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'],
+    dataActions: [
+      'Microsoft.KeyVault/vaults/*/read',
+      'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
+    ],
   },
   'Security Admin': {
     actions: [

@@ -156,7 +156,8 @@ function throttledBody(service: string): unknown {
     return {
       error: {
         code: 'Throttled',
-        message: 'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
+        message:
+          'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
       },
     };
   }
@@ -223,7 +224,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     publishSubscriptionEvent(event) {
       eventGrid.publishSystem(`/subscriptions/${subscriptionId}`, [event]);
     },
-    randomHex: (length) => randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length),
+    randomHex: (length) =>
+      randomBytes(Math.ceil(length / 2))
+        .toString('hex')
+        .slice(0, length),
     log,
   };
   eventGrid = createEventGridService(core, { retryScale: options.eventGridRetryScale ?? 0.001 });
@@ -320,7 +324,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       const handler = service ? handlers[service] : undefined;
       if (!service || !handler) {
         finish(502, 'refused');
-        send(res, { status: 502, body: { error: { code: 'NotEmulated', message: `${hostHeader} is not emulated` } } });
+        send(res, {
+          status: 502,
+          body: { error: { code: 'NotEmulated', message: `${hostHeader} is not emulated` } },
+        });
         return;
       }
       const fault = faults.match(entry.method, hostHeader, url.pathname);
@@ -338,7 +345,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           finish(429, 'fault');
           send(res, {
             status: 429,
-            headers: { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(ms) },
+            headers: {
+              'retry-after': String(Math.max(1, Math.ceil(ms / 1000))),
+              'retry-after-ms': String(ms),
+            },
             body: throttledBody(service),
           });
           return;
@@ -346,7 +356,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         finish(f.status ?? 503, 'fault');
         send(res, {
           status: f.status ?? 503,
-          body: { error: { code: 'ServiceUnavailable', message: 'Injected fault: the service is unavailable.' } },
+          body: {
+            error: { code: 'ServiceUnavailable', message: 'Injected fault: the service is unavailable.' },
+          },
         });
         return;
       }
@@ -455,6 +467,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
   }
 
+  function text(value: unknown): string {
+    return typeof value === 'string' ? value : '';
+  }
+
   function obj(json: unknown): Record<string, unknown> {
     if (typeof json !== 'object' || json === null || Array.isArray(json)) {
       throw new HttpError(400, 'the body must be a JSON object');
@@ -481,16 +497,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         return summariseVault(emulator.addVault(obj(json) as unknown as VaultSpec));
       case 'POST /keys': {
         const spec = obj(json);
-        const vault = String(spec.vault ?? '');
+        const vault = text(spec.vault);
         if (!vaults.has(vault.toLowerCase())) throw new HttpError(404, `no vault ${vault}`);
         const key = seedKey(core, vault.toLowerCase(), spec as unknown as Parameters<typeof seedKey>[2]);
         return { name: key.name, versions: key.versions.map((v) => v.version), tags: key.tags };
       }
       case 'POST /tokens': {
         const spec = obj(json);
-        const principal = principals.get(String(spec.principalId ?? ''));
+        const principal = principals.get(text(spec.principalId));
         if (!principal) throw new HttpError(404, `no principal ${String(spec.principalId)}`);
-        const { token, claims } = identity.issueToken(principal, String(spec.resource ?? ''));
+        const { token, claims } = identity.issueToken(principal, text(spec.resource));
         return { accessToken: token, expiresOn: claims.exp };
       }
       case 'POST /timing': {
@@ -516,7 +532,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         const op = url.searchParams.get('operationName');
         return auditLog.filter(
           (r) =>
-            (!vault || r.resourceId.toLowerCase().endsWith(`/vaults/${vault}`)) && (!op || r.operationName === op),
+            (!vault || r.resourceId.toLowerCase().endsWith(`/vaults/${vault}`)) &&
+            (!op || r.operationName === op),
         );
       }
       case 'GET /eventgrid/events':

@@ -1,6 +1,7 @@
 /**
  * An `AuditLogQuery` over an in-memory AZKVAuditLogs: the successful `KeyDelete` records a test put
- * there. Names compare case-insensitively, windows are inclusive. Every query is recorded; `failNext`
+ * there. Names compare case-insensitively, windows are inclusive; `findKeyDeletion` answers the record
+ * nearest the middle of the window, as lib/adapters/loganalytics.ts does. Every query is recorded; `failNext`
  * makes the next query throw (the workspace is unreachable).
  */
 import type { AuditCaller, AuditDeletion, AuditLogQuery } from '../../lib/ports';
@@ -36,13 +37,15 @@ export class FakeAuditLog implements AuditLogQuery {
       to: window.to.toISOString(),
     });
     this.maybeFail();
+    // Like the adapter: of the matching records, the one nearest the middle of the window.
+    const middle = (window.from.getTime() + window.to.getTime()) / 2;
     const found = this.inWindow(window)
       .filter(
         (r) =>
           r.vaultName.toLowerCase() === vaultName.toLowerCase() &&
           r.keyName.toLowerCase() === keyName.toLowerCase(),
       )
-      .at(-1);
+      .sort((a, b) => Math.abs(a.time.getTime() - middle) - Math.abs(b.time.getTime() - middle))[0];
     return found ? { time: found.time, ...found.caller } : undefined;
   }
 
@@ -53,7 +56,11 @@ export class FakeAuditLog implements AuditLogQuery {
       to: window.to.toISOString(),
     });
     this.maybeFail();
-    return this.inWindow(window).map((r) => ({ ...r, time: new Date(r.time.getTime()), caller: { ...r.caller } }));
+    return this.inWindow(window).map((r) => ({
+      ...r,
+      time: new Date(r.time.getTime()),
+      caller: { ...r.caller },
+    }));
   }
 
   private inWindow(window: { from: Date; to: Date }): AuditDeletion[] {

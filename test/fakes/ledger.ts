@@ -5,13 +5,15 @@
  *   that does not exist it fails (404 is not a conflict: the adapter rethrows it);
  * - keys are table-safe (no `/ \ # ?`, no control characters, at most 1 KiB), values survive a JSON
  *   round trip (they are stored as one JSON string property, at most 64 KiB = 32 Ki UTF-16 units);
- * - `list` returns a partition's rows whose RowKey starts with the prefix, in RowKey order.
+ * - `list` returns a partition's rows whose RowKey starts with the prefix, in RowKey order;
+ *   `listRecent` every partition's rows with the prefix written at or after a time (the row's
+ *   Timestamp: the clock's time of its last write, or the wall clock without one).
  * Writes are recorded (`writes`), and `failNext` makes the next calls throw, as a storage outage or a
  * crash would.
  */
 import type { ClaimResult, Clock, Ledger, LedgerEntry } from '../../lib/ports';
 
-export type LedgerOp = 'claim' | 'get' | 'update' | 'list';
+export type LedgerOp = 'claim' | 'get' | 'update' | 'list' | 'listRecent';
 
 export interface LedgerWrite {
   op: 'claim' | 'update';
@@ -31,7 +33,7 @@ function assertTableKey(key: string): void {
 
 export class MemoryLedger<T> implements Ledger<T> {
   readonly writes: LedgerWrite[] = [];
-  private readonly rows = new Map<string, Map<string, { etag: string; json: string }>>();
+  private readonly rows = new Map<string, Map<string, { etag: string; json: string; at: number }>>();
   private version = 0;
   private readonly faults: Array<{ op: LedgerOp; error: Error; times: number; after: number }> = [];
 
@@ -116,14 +118,27 @@ export class MemoryLedger<T> implements Ledger<T> {
       .map(([id, row]) => ({ partition, id, etag: row.etag, value: JSON.parse(row.json) as T }));
   }
 
-  private store(partition: string, id: string, value: T): { etag: string; json: string } {
+  async listRecent(prefix: string, since: Date): Promise<LedgerEntry<T>[]> {
+    await this.enter('listRecent');
+    const out: LedgerEntry<T>[] = [];
+    for (const [partition, rows] of this.rows) {
+      for (const [id, row] of rows) {
+        if (id.startsWith(prefix) && row.at >= since.getTime())
+          out.push({ partition, id, etag: row.etag, value: JSON.parse(row.json) as T });
+      }
+    }
+    return out;
+  }
+
+  private store(partition: string, id: string, value: T): { etag: string; json: string; at: number } {
     const json = JSON.stringify(value);
     if (json.length > MAX_PROPERTY_CHARS) {
       throw new Error(
         `PropertyValueTooLarge: ledger row ${id} is ${json.length} characters (limit ${MAX_PROPERTY_CHARS})`,
       );
     }
-    const row = { etag: `W/"${++this.version}"`, json };
+    const at = this.options.clock?.now().getTime() ?? Date.now();
+    const row = { etag: `W/"${++this.version}"`, json, at };
     let rows = this.rows.get(partition);
     if (!rows) {
       rows = new Map();

@@ -4,11 +4,7 @@
  * credentials through the proxy) and DefaultAzureCredential, and the error shapes for a wrong
  * secret or an unknown client.
  */
-import {
-  ClientSecretCredential,
-  DefaultAzureCredential,
-  ManagedIdentityCredential,
-} from '@azure/identity';
+import { ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import { decode } from 'jsonwebtoken';
 import { startHarness, type Harness } from '../emulator/testing/harness';
 
@@ -27,7 +23,11 @@ function claimsOf(token: string): Record<string, unknown> {
 
 describe('managed identity (App Service endpoint)', () => {
   it('issues a v1 token for a user-assigned identity selected by client id', async () => {
-    const mi = h.emulator.addPrincipal({ kind: 'managedIdentity', displayName: 'id-kvguard', assignment: 'user' });
+    const mi = h.emulator.addPrincipal({
+      kind: 'managedIdentity',
+      displayName: 'id-kvguard',
+      assignment: 'user',
+    });
     const credential = new ManagedIdentityCredential({ clientId: mi.appId! });
     const token = await credential.getToken('https://vault.azure.net/.default');
     const claims = claimsOf(token.token);
@@ -42,7 +42,9 @@ describe('managed identity (App Service endpoint)', () => {
     });
     expect(claims.exp as number).toBeGreaterThan(claims.iat as number);
     expect(token.expiresOnTimestamp).toBeGreaterThan(Date.now());
-    expect(h.emulator.identity.verifyBearer(`Bearer ${token.token}`, ['https://vault.azure.net'])?.oid).toBe(mi.oid);
+    expect(h.emulator.identity.verifyBearer(`Bearer ${token.token}`, ['https://vault.azure.net'])?.oid).toBe(
+      mi.oid,
+    );
   });
 
   it('refuses a request without an identity id when the app has only a user-assigned identity', async () => {
@@ -52,7 +54,11 @@ describe('managed identity (App Service endpoint)', () => {
   });
 
   it('uses the system-assigned identity when no id is given and one exists', async () => {
-    const mi = h.emulator.addPrincipal({ kind: 'managedIdentity', displayName: 'func-kvguard', assignment: 'system' });
+    const mi = h.emulator.addPrincipal({
+      kind: 'managedIdentity',
+      displayName: 'func-kvguard',
+      assignment: 'system',
+    });
     const token = await new ManagedIdentityCredential().getToken('https://management.azure.com/.default');
     expect(claimsOf(token.token)).toMatchObject({ oid: mi.oid, aud: 'https://management.azure.com' });
   });
@@ -75,14 +81,18 @@ describe('managed identity (App Service endpoint)', () => {
 
 describe('Entra client credentials (login.microsoftonline.com through the proxy)', () => {
   it('issues a token for a service principal with the right secret', async () => {
-    const sp = h.emulator.addPrincipal({ kind: 'servicePrincipal', displayName: 'rotation-pipeline', secret: 's3cret' });
+    const sp = h.emulator.addPrincipal({
+      kind: 'servicePrincipal',
+      displayName: 'rotation-pipeline',
+      secret: 's3cret',
+    });
     const credential = new ClientSecretCredential(h.emulator.tenantId, sp.appId!, 's3cret');
     const token = await credential.getToken('https://vault.azure.net/.default');
     expect(claimsOf(token.token)).toMatchObject({ oid: sp.oid, appid: sp.appId, idtyp: 'app', ver: '1.0' });
     const served = h.emulator.requests.filter((r) => r.host === 'login.microsoftonline.com');
-    expect(served.some((r) => r.method === 'POST' && r.path.endsWith('/oauth2/v2.0/token') && r.status === 200)).toBe(
-      true,
-    );
+    expect(
+      served.some((r) => r.method === 'POST' && r.path.endsWith('/oauth2/v2.0/token') && r.status === 200),
+    ).toBe(true);
   });
 
   it('answers a wrong secret with invalid_client (AADSTS7000215)', async () => {
@@ -98,7 +108,11 @@ describe('Entra client credentials (login.microsoftonline.com through the proxy)
   });
 
   it('answers an unknown client with unauthorized_client (AADSTS700016)', async () => {
-    const credential = new ClientSecretCredential(h.emulator.tenantId, '11111111-2222-3333-4444-555555555555', 'x');
+    const credential = new ClientSecretCredential(
+      h.emulator.tenantId,
+      '11111111-2222-3333-4444-555555555555',
+      'x',
+    );
     const error = await credential.getToken('https://vault.azure.net/.default').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toContain('unauthorized_client');

@@ -83,7 +83,8 @@ describe('keys through the real KeyClient', () => {
     const client = rbacVault('kv-crud');
     for (let i = 0; i < 7; i++) await client.createKey(`key-${i}`, 'RSA');
     const pages: number[] = [];
-    for await (const page of client.listPropertiesOfKeys().byPage({ maxPageSize: 3 })) pages.push(page.length);
+    for await (const page of client.listPropertiesOfKeys().byPage({ maxPageSize: 3 }))
+      pages.push(page.length);
     expect(pages).toEqual([3, 3, 1]);
     const updated = await client.updateKeyProperties('key-1', { tags: { owner: 'team-a' } });
     expect(updated.properties.tags).toEqual({ owner: 'team-a' });
@@ -148,7 +149,9 @@ describe('keys through the real KeyClient', () => {
     await open.createKey('k1', 'RSA');
     await (await open.beginDeleteKey('k1', { intervalInMs: 20 })).pollUntilDone();
     await open.purgeDeletedKey('k1');
-    const purge = h.emulator.requests.find((r) => r.method === 'DELETE' && r.host === 'kv-open.vault.azure.net' && r.path === '/deletedkeys/k1');
+    const purge = h.emulator.requests.find(
+      (r) => r.method === 'DELETE' && r.host === 'kv-open.vault.azure.net' && r.path === '/deletedkeys/k1',
+    );
     expect(purge?.status).toBe(204);
     expect((await restError(open.getDeletedKey('k1'))).statusCode).toBe(404);
   });
@@ -204,7 +207,13 @@ describe('keys through the real KeyClient', () => {
   it('retries a 429 that carries Retry-After and succeeds', async () => {
     const client = rbacVault('kv-429');
     await client.createKey('k1', 'RSA');
-    h.emulator.faults.add({ kind: 'throttle', host: 'kv-429.vault.azure.net', path: '^/keys/k1', count: 1, retryAfterMs: 30 });
+    h.emulator.faults.add({
+      kind: 'throttle',
+      host: 'kv-429.vault.azure.net',
+      path: '^/keys/k1',
+      count: 1,
+      retryAfterMs: 30,
+    });
     const key = await client.getKey('k1');
     expect(key.name).toBe('k1');
     const statuses = h.emulator.requests.filter((r) => r.path === '/keys/k1/').map((r) => r.status);

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
 import { forwardAuditRecords, handleMonitorAlert, handleReplay, respondToEvent } from '../../lib/entrypoints';
+import type { AlertContent } from '../../lib/core/model';
 import { createLogger } from '../../lib/logging';
 import { createRuntime, type Runtime } from '../../lib/runtime';
 import { ensureCertificateAuthority } from '../emulator/ca';
@@ -30,7 +31,10 @@ const target = {
   warn: (m: string) => logLines.push(m),
   error: (m: string) => logLines.push(m),
 };
-const inv = () => ({ invocationId: `inv-${Math.random().toString(16).slice(2)}`, log: createLogger('debug', target) });
+const inv = () => ({
+  invocationId: `inv-${Math.random().toString(16).slice(2)}`,
+  log: createLogger('debug', target),
+});
 
 beforeAll(async () => {
   const leaf = ensureCertificateAuthority().leafFor(['127.0.0.1']);
@@ -38,7 +42,10 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      webhookHits.push({ id: String(req.headers['x-kvguard-alert-id']), body: JSON.parse(body) as Record<string, unknown> });
+      webhookHits.push({
+        id: String(req.headers['x-kvguard-alert-id']),
+        body: JSON.parse(body) as Record<string, unknown>,
+      });
       res.writeHead(200).end('ok');
     });
   });
@@ -58,7 +65,9 @@ beforeAll(async () => {
     displayName: 'mallory-app',
     secret: 'attacker-secret',
     ipAddress: '203.0.113.66',
-    roleAssignments: [{ scope: `/subscriptions/${env.h.emulator.subscriptionId}`, roleName: 'Key Vault Crypto Officer' }],
+    roleAssignments: [
+      { scope: `/subscriptions/${env.h.emulator.subscriptionId}`, roleName: 'Key Vault Crypto Officer' },
+    ],
   });
   env.h.emulator.onAudit((records) => auditBatches.push(records));
 });
@@ -68,11 +77,21 @@ afterAll(async () => {
 });
 
 function seedVault(name: string, purgeProtection = false) {
-  env.h.emulator.addVault({ name, resourceGroup: 'rg-app', location: 'westeurope', permissionModel: 'rbac', purgeProtection, retentionDays: 7 });
+  env.h.emulator.addVault({
+    name,
+    resourceGroup: 'rg-app',
+    location: 'westeurope',
+    permissionModel: 'rbac',
+    purgeProtection,
+    retentionDays: 7,
+  });
 }
 
 function attackerClient(vault: string) {
-  return new KeyClient(`https://${vault}.vault.azure.net`, new ClientSecretCredential(env.h.emulator.tenantId, attacker.appId!, 'attacker-secret'));
+  return new KeyClient(
+    `https://${vault}.vault.azure.net`,
+    new ClientSecretCredential(env.h.emulator.tenantId, attacker.appId!, 'attacker-secret'),
+  );
 }
 
 /** Forwards every audit batch so far (as the Event Hub trigger would), then delivers each new signal. */
@@ -94,7 +113,7 @@ async function flowSignals(): Promise<void> {
 /** The alerts the kvguard-alerts topic received: CloudEvents whose data is the alert payload v1. */
 function alertsOnTopic() {
   return env.h.emulator.eventGrid.events('kvguard-alerts').map((e) => {
-    const event = e.event as { id: string; data: { details: Record<string, any> } };
+    const event = e.event as { id: string; data: { details: AlertContent } };
     return { id: event.id, data: event.data.details };
   });
 }
@@ -124,10 +143,17 @@ describe('key deletions', () => {
       expect(v.keys.has(key)).toBe(true);
       expect(v.deletedKeys.has(key)).toBe(false);
       expect(v.enablePurgeProtection).toBe(true);
-      const primaries = alertsOnTopic().filter((a) => a.id.endsWith('/primary') && a.data.what?.keyName === key);
+      const primaries = alertsOnTopic().filter(
+        (a) => a.id.endsWith('/primary') && a.data.what?.keyName === key,
+      );
       expect(primaries).toHaveLength(1);
       const alert = primaries[0]!.data;
-      expect(alert.who).toMatchObject({ known: true, appId: attacker.appId, oid: attacker.oid, ipAddress: '203.0.113.66' });
+      expect(alert.who).toMatchObject({
+        known: true,
+        appId: attacker.appId,
+        oid: attacker.oid,
+        ipAddress: '203.0.113.66',
+      });
       expect(alert.who.userAgent).toContain('azsdk-js-keyvault-keys');
       expect(JSON.stringify(alert.actions)).toContain('recover-key');
       const hooks = webhookHits.filter((h) => h.id === primaries[0]!.id);
@@ -147,16 +173,25 @@ describe('key deletions', () => {
     const signal = env.h.emulator.eventGrid
       .events('kvguard-signals')
       .map((e) => e.event)
-      .find((e) => (e as { subject?: string }).subject === '/keys/k1' && String((e as { source?: string }).source).endsWith('/kv-dup'))!;
+      .find(
+        (e) =>
+          (e as { subject?: string }).subject === '/keys/k1' &&
+          String((e as { source?: string }).source).endsWith('/kv-dup'),
+      )!;
     const before = env.h.emulator.requests.length;
     await Promise.allSettled(Array.from({ length: 5 }, () => respondToEvent(rt, signal, inv())));
     for (let i = 0; i < 5; i++) await respondToEvent(rt, signal, inv()).catch(() => undefined);
     const recovers = env.h.emulator.requests
       .slice(before)
-      .filter((r) => r.method === 'POST' && r.host === 'kv-dup.vault.azure.net' && r.path === '/deletedkeys/k1/recover');
+      .filter(
+        (r) =>
+          r.method === 'POST' && r.host === 'kv-dup.vault.azure.net' && r.path === '/deletedkeys/k1/recover',
+      );
     expect(recovers).toHaveLength(1);
     expect(env.h.emulator.core.vaults.get('kv-dup')!.keys.has('k1')).toBe(true);
-    const primaries = alertsOnTopic().filter((a) => a.id.endsWith('/primary') && a.data.what?.vaultName === 'kv-dup');
+    const primaries = alertsOnTopic().filter(
+      (a) => a.id.endsWith('/primary') && a.data.what?.vaultName === 'kv-dup',
+    );
     expect(primaries).toHaveLength(1);
   });
 
@@ -167,9 +202,14 @@ describe('key deletions', () => {
       oid: '0f0f0f0f-1111-4222-8333-444444444444',
       displayName: 'rotation-pipeline',
       secret: 'rotation-secret',
-      roleAssignments: [{ scope: `/subscriptions/${env.h.emulator.subscriptionId}`, roleName: 'Key Vault Crypto Officer' }],
+      roleAssignments: [
+        { scope: `/subscriptions/${env.h.emulator.subscriptionId}`, roleName: 'Key Vault Crypto Officer' },
+      ],
     });
-    const client = new KeyClient('https://kv-rotation.vault.azure.net', new ClientSecretCredential(env.h.emulator.tenantId, pipelineSp.appId!, 'rotation-secret'));
+    const client = new KeyClient(
+      'https://kv-rotation.vault.azure.net',
+      new ClientSecretCredential(env.h.emulator.tenantId, pipelineSp.appId!, 'rotation-secret'),
+    );
     await client.createKey('old', 'RSA');
     await (await client.beginDeleteKey('old', { intervalInMs: 10 })).pollUntilDone();
     await rt.inventory.refresh();
@@ -198,11 +238,23 @@ describe('key deletions', () => {
 
   it('turns a refused delete (403) into a KeyDeleteDenied alert and no recovery', async () => {
     seedVault('kv-denied');
-    const weak = env.h.emulator.addPrincipal({ kind: 'servicePrincipal', displayName: 'weak-app', secret: 'weak-secret' });
-    env.h.emulator.core.roleAssignments.push({ id: 'ra-weak', principalId: weak.oid, scope: '/subscriptions/x', roleName: 'Reader' });
+    const weak = env.h.emulator.addPrincipal({
+      kind: 'servicePrincipal',
+      displayName: 'weak-app',
+      secret: 'weak-secret',
+    });
+    env.h.emulator.core.roleAssignments.push({
+      id: 'ra-weak',
+      principalId: weak.oid,
+      scope: '/subscriptions/x',
+      roleName: 'Reader',
+    });
     const owner = attackerClient('kv-denied');
     await owner.createKey('k1', 'RSA');
-    const client = new KeyClient('https://kv-denied.vault.azure.net', new ClientSecretCredential(env.h.emulator.tenantId, weak.appId!, 'weak-secret'));
+    const client = new KeyClient(
+      'https://kv-denied.vault.azure.net',
+      new ClientSecretCredential(env.h.emulator.tenantId, weak.appId!, 'weak-secret'),
+    );
     await expect(client.beginDeleteKey('k1')).rejects.toMatchObject({ statusCode: 403 });
     await rt.inventory.refresh();
     const before = env.h.emulator.requests.length;
@@ -223,16 +275,28 @@ describe('replay and the monitor alert', () => {
     await (await client.beginDeleteKey('k1', { intervalInMs: 10 })).pollUntilDone();
     await rt.inventory.refresh();
     await new Promise((r) => setTimeout(r, 40));
-    const record = env.h.emulator.audit.find((r) => r.operationName === 'KeyDelete' && r.resourceId.endsWith('/KV-DRY'))!;
+    const record = env.h.emulator.audit.find(
+      (r) => r.operationName === 'KeyDelete' && r.resourceId.endsWith('/KV-DRY'),
+    )!;
     auditBatches.splice(0);
     const before = env.h.emulator.requests.length;
-    const answer = await handleReplay(rt, { text: JSON.stringify({ records: [record] }), dryRun: true }, inv());
+    const answer = await handleReplay(
+      rt,
+      { text: JSON.stringify({ records: [record] }), dryRun: true },
+      inv(),
+    );
     expect(answer.status).toBe(200);
-    const body = answer.body as { inputs: Array<{ items: Array<{ outcomes: Array<{ status: string; results: unknown[] }> }> }> };
-    const outcome = body.inputs[0]!.items[0]!.outcomes![0]!;
+    const body = answer.body as {
+      inputs: Array<{ items: Array<{ outcomes: Array<{ status: string; results: unknown[] }> }> }>;
+    };
+    const outcome = body.inputs[0]!.items[0]!.outcomes[0]!;
     expect(outcome.status).toBe('planned');
-    expect(outcome.results).toEqual(expect.arrayContaining([expect.objectContaining({ action: 'recover-key', status: 'planned' })]));
-    const writes = env.h.emulator.requests.slice(before).filter((r) => r.method !== 'GET' && r.host !== 'login.microsoftonline.com');
+    expect(outcome.results).toEqual(
+      expect.arrayContaining([expect.objectContaining({ action: 'recover-key', status: 'planned' })]),
+    );
+    const writes = env.h.emulator.requests
+      .slice(before)
+      .filter((r) => r.method !== 'GET' && r.host !== 'login.microsoftonline.com');
     expect(writes).toEqual([]);
     expect(env.h.emulator.core.vaults.get('kv-dry')!.deletedKeys.has('k1')).toBe(true);
   });
@@ -252,7 +316,11 @@ describe('replay and the monitor alert', () => {
       category: 'AuditEvent',
       resultType: 'Success',
       identity: { claim: { oid: attacker.oid } },
-      properties: { id: 'https://kv.vault.azure.net.evil.test/keys/x', requestUri: 'https://evil.test/keys/x', httpStatusCode: 200 },
+      properties: {
+        id: 'https://kv.vault.azure.net.evil.test/keys/x',
+        requestUri: 'https://evil.test/keys/x',
+        httpStatusCode: 200,
+      },
     };
     const answer = await handleReplay(rt, { text: JSON.stringify(record), dryRun: false }, inv());
     expect(answer.status).toBe(200);
@@ -268,7 +336,9 @@ describe('replay and the monitor alert', () => {
     await (await client.beginDeleteKey('k1', { intervalInMs: 10 })).pollUntilDone();
     await rt.inventory.refresh();
     auditBatches.splice(0);
-    const deletedAt = env.h.emulator.audit.find((r) => r.operationName === 'KeyDelete' && r.resourceId.endsWith('/KV-MONITOR'))!.time;
+    const deletedAt = env.h.emulator.audit.find(
+      (r) => r.operationName === 'KeyDelete' && r.resourceId.endsWith('/KV-MONITOR'),
+    )!.time;
     const payload = {
       schemaId: 'azureMonitorCommonAlertSchema',
       data: {

@@ -15,7 +15,11 @@ let credential: ManagedIdentityCredential;
 
 beforeAll(async () => {
   [h, azurite] = await Promise.all([startHarness(), startAzurite()]);
-  const mi = h.emulator.addPrincipal({ kind: 'managedIdentity', assignment: 'user', displayName: 'id-kvguard' });
+  const mi = h.emulator.addPrincipal({
+    kind: 'managedIdentity',
+    assignment: 'user',
+    displayName: 'id-kvguard',
+  });
   credential = new ManagedIdentityCredential({ clientId: mi.appId! });
 });
 afterAll(async () => {
@@ -64,9 +68,17 @@ describe('TableLedger', () => {
 describe('BlobPoisonStore', () => {
   it('writes records to the poison container', async () => {
     const store = new BlobPoisonStore(azurite.blobEndpoint, 'kvguard-poison', credential, 10);
-    await store.write('2026/11/27/batch-1.json', { records: [{ operationName: 'KeyDelete' }], reason: 'publish failed' });
-    const container = new BlobServiceClient(azurite.blobEndpoint, credential).getContainerClient('kvguard-poison');
+    await store.write('2026/11/27/batch-1.json', {
+      records: [{ operationName: 'KeyDelete' }],
+      reason: 'publish failed',
+    });
+    const container = new BlobServiceClient(azurite.blobEndpoint, credential).getContainerClient(
+      'kvguard-poison',
+    );
     const body = await container.getBlockBlobClient('2026/11/27/batch-1.json').downloadToBuffer();
-    expect(JSON.parse(body.toString())).toEqual({ records: [{ operationName: 'KeyDelete' }], reason: 'publish failed' });
+    expect(JSON.parse(body.toString())).toEqual({
+      records: [{ operationName: 'KeyDelete' }],
+      reason: 'publish failed',
+    });
   });
 });

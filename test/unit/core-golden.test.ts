@@ -2,6 +2,7 @@
  * Golden inputs: every sample Microsoft published (docs samples and the Event Grid spec examples)
  * must parse, quirks included, and give the outcome asserted here field by field.
  */
+import { SPECS_DIR } from '../emulator/testing/specs';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readKeyVaultEventData } from '../../lib/core/events';
@@ -15,7 +16,7 @@ import { normalise } from '../../lib/core/normalise';
 import { clone, FIXTURES, loadJson } from './core-fixtures';
 
 const GOLDEN = join(FIXTURES, 'azure-specs');
-const SHARED = '/work/shared/reference/azure-specs';
+const SHARED = SPECS_DIR;
 
 function jsonFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

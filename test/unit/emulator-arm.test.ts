@@ -5,6 +5,7 @@
  * resource events compared field by field with Microsoft's samples, the vault's AuditEvent records,
  * and every body validated against keyvault-arm/2025-05-01/keyvault.json and its examples.
  */
+import { SPECS_DIR } from '../emulator/testing/specs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createArmService, seedVault, vaultResourceId, type ArmServiceOptions } from '../emulator/arm';
@@ -12,7 +13,7 @@ import { createFakeCore, request, requestFromUrl, type FakeCore } from '../emula
 import { validateAgainstSwagger } from '../emulator/testing/swagger';
 import type { EmuResponse, KeyRecord, Principal, ServiceHandler, VaultRecord } from '../emulator/types';
 
-const SPECS = '/work/shared/reference/azure-specs';
+const SPECS = SPECS_DIR;
 const ARM_SPEC = join(SPECS, 'keyvault-arm/2025-05-01/keyvault.json');
 const COMMON_SPEC = join(SPECS, 'keyvault-arm/2025-05-01/common.json');
 const EXAMPLES = join(SPECS, 'keyvault-arm/2025-05-01/examples');

@@ -4,6 +4,7 @@
  * AuditEvent records, conformance of every body with the 7.5 swagger, the official examples and a
  * replay of the recorded SDK sessions.
  */
+import { SPECS_DIR } from '../emulator/testing/specs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -26,7 +27,7 @@ import {
 import { validateAgainstSwagger } from '../emulator/testing/swagger';
 import type { EmuResponse, Principal, ServiceHandler, VaultRecord } from '../emulator/types';
 
-const SPECS = '/work/shared/reference/azure-specs';
+const SPECS = SPECS_DIR;
 const KEYS_SPEC = join(SPECS, 'keyvault-data/7.5/keys.json');
 const EXAMPLES = join(SPECS, 'keyvault-data/7.5/examples');
 const RECORDINGS = join(SPECS, 'recordings/keyvault-keys');

@@ -346,7 +346,7 @@ describe('a key deleted by a principal outside the allow-list', () => {
     );
     expect(
       incidentLines.some(
-        (l) => l.entry.action === 'recover-key' && l.entry.code === 'caller-not-allow-listed',
+        (l) => l.entry.action === 'recover-key' && l.entry.decisionCode === 'caller-not-allow-listed',
       ),
     ).toBe(true);
     expect(incidentLines.some((l) => Array.isArray(l.entry.results))).toBe(true);
@@ -475,7 +475,7 @@ describe('a key deleted by a principal outside the allow-list', () => {
 
       const statuses = [...concurrent, ...later].map((o) => o.status);
       expect(statuses.filter((s) => s === 'acted')).toHaveLength(1);
-      expect(statuses.every((s) => s === 'acted' || s === 'duplicate' || s === 'in-progress')).toBe(true);
+      expect(statuses.every((s) => s === 'acted' || s === 'duplicate')).toBe(true);
       expect(tp.keyVault.recoveries).toHaveLength(1);
       expect(tp.keyVault.keyState(PAYMENTS_HOST, 'cmk-orders')).toBe('active');
       expectEverySinkReceived(tp, [`${concurrent[0]!.incidentId}/primary`]);
@@ -529,6 +529,32 @@ describe('a deletion the sweep finds before the log names the caller', () => {
     expect(again.status).toBe('duplicate');
     expectEverySinkReceived(tp, [`${incidentId}/primary`, `${incidentId}/attribution`]);
     expect(tp.keyVault.recoveries).toHaveLength(1);
+  });
+
+  it('does not take the caller of another deletion of the key from the workspace', async () => {
+    // The allow-listed app deleted the key at T1 (its record is in the workspace) and the sweep
+    // recovered it; three minutes later a security product reports a new deletion without a caller.
+    const tp = testPipeline({
+      allowList: { appIds: [ROTATION_APP.appId] },
+      start: '2026-03-14T09:27:30.000Z',
+    });
+    const t1 = deletedAsIn(tp, 'keydelete-app-uri-claims');
+    tp.auditLog.add({
+      vaultName: PAYMENTS,
+      keyName: 'rotation-temp-01',
+      time: new Date(t1.signalTime),
+      caller: { oid: ROTATION_APP.oid, appId: ROTATION_APP.appId, ipAddress: ROTATION_APP.ip },
+    });
+    await tp.runOne(sweepRow(tp, PAYMENTS_HOST, 'rotation-temp-01'));
+    tp.clock.advance(3 * 60_000);
+    const t2 = tp.keyVault.deleteKey(PAYMENTS_HOST, 'rotation-temp-01');
+    tp.clock.advance(2_000);
+    const report = only(
+      normalise(aliasEvent(`https://${PAYMENTS_HOST}/keys/rotation-temp-01`, t2.toISOString()), 'eventGrid'),
+    );
+    const outcome = await tp.runOne(report);
+    expect(outcome.decision?.action).toBe('recover-key');
+    expect(tp.keyVault.keyState(PAYMENTS_HOST, 'rotation-temp-01')).toBe('active');
   });
 
   it('records a signal as already-active when no incident is within two minutes of its time', async () => {
@@ -612,9 +638,10 @@ describe('a deletion the sweep finds before the log names the caller', () => {
     const t2 = tp.ledger.value(PAYMENTS, t2Incident);
     expect(t2?.caller?.appId).toBeUndefined();
     expect(t2?.decision?.action).not.toBe('leave-deleted');
-    // And the second deletion does not stay deleted because of the first one's caller.
-    await tp.run(sweepRow(tp, PAYMENTS_HOST, 'rotation-temp-01')).catch(() => undefined);
+    // The second deletion is recovered and reported in its own right, its caller still to be identified.
     expect(tp.keyVault.keyState(PAYMENTS_HOST, 'rotation-temp-01')).toBe('active');
+    expect(tp.sink('teams').ids()).toContain(`${t2Incident}/primary`);
+    expect(t2?.caller).toBeUndefined();
   });
 });
 
@@ -874,6 +901,7 @@ describe('observe mode and dry runs', () => {
       async (tp) => {
         deletedAsIn(tp, 'keydelete-user-short-claims');
         tp.keyVault.purgeKey(PAYMENTS_HOST, 'cmk-orders');
+        tp.clock.advance(4 * 60_000); // the log record arrives minutes after the deletion
         return fromRecord('keydelete-user-short-claims');
       },
     ],
@@ -904,6 +932,7 @@ describe('what cannot be undone, and what kvguard may not do', () => {
     const tp = testPipeline();
     const trigger = deletedAsIn(tp, 'keydelete-user-short-claims');
     tp.keyVault.purgeKey(PAYMENTS_HOST, 'cmk-orders');
+    tp.clock.advance(4 * 60_000); // the log record arrives minutes after the deletion
     const outcome = await tp.runOne(trigger);
     expect(outcome).toMatchObject({
       status: 'acted',
@@ -915,6 +944,36 @@ describe('what cannot be undone, and what kvguard may not do', () => {
     expect(alert.who.upn).toBe(MALLORY.upn);
     expect(tp.keyVault.recoveries).toEqual([]);
     expect(tp.vaults.vault(PAYMENTS)!.enablePurgeProtection).toBe(true);
+  });
+
+  it('retries a fresh signal for a key that is gone, then raises the critical alert', async () => {
+    const tp = testPipeline({ start: '2026-03-14T09:26:55.000Z' });
+    const trigger = deletedAsIn(tp, 'keydelete-user-short-claims');
+    tp.keyVault.purgeKey(PAYMENTS_HOST, 'cmk-orders');
+    const { outcomes, errors } = await deliverLikeEventGrid(tp, trigger);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((e) => e instanceof RetryableError)).toBe(true);
+    expect(outcomes[0]!.decision).toMatchObject({ code: 'key-not-recoverable', severity: 'critical' });
+    expect(tp.sink('teams').received).toHaveLength(1);
+  });
+
+  it('does not report a key as purged while its deletion is still completing', async () => {
+    // A fast signal (a security product's event, a replay) can arrive before the service has finished
+    // the delete: until then both GET /keys and GET /deletedkeys answer 404.
+    const tp = testPipeline({ start: '2026-03-14T09:26:53.600Z', keyVault: { deleteLagMs: 8_000 } });
+    const trigger = deletedAsIn(tp, 'keydelete-user-short-claims');
+    const { outcomes } = await deliverLikeEventGrid(tp, trigger);
+    expect(outcomes[0]!.decision).toMatchObject({ action: 'recover-key', code: 'caller-not-allow-listed' });
+    expect(tp.keyVault.keyState(PAYMENTS_HOST, 'cmk-orders')).toBe('active');
+    expectEverySinkReceived(
+      tp,
+      [
+        PAYMENTS_ORDERS_INCIDENT(
+          tp.keyVault.deletedOn(PAYMENTS_HOST, 'cmk-orders') ?? new Date('2026-03-14T09:26:53Z'),
+        ),
+      ].map((id) => `${id}/primary`),
+    );
+    expect(tp.received().every((m) => m.severity !== 'critical')).toBe(true);
   });
 
   it('raises a critical alert for a purge signal', async () => {

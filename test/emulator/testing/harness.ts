@@ -10,7 +10,13 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-const VARIABLES = ['HTTPS_PROXY', 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET'] as const;
+const VARIABLES = [
+  'HTTPS_PROXY',
+  'IDENTITY_ENDPOINT',
+  'IDENTITY_HEADER',
+  'MSI_ENDPOINT',
+  'MSI_SECRET',
+] as const;
 
 export async function startHarness(options: EmulatorOptions = {}): Promise<Harness> {
   if (!process.env.NODE_EXTRA_CA_CERTS) {
