@@ -3,3 +3,4 @@ import './auditLogForwarder';
 import './keyDeletionResponder';
 import './monitorAlert';
 import './replay';
+import './sweepDeletedKeys';

@@ -23,7 +23,17 @@ import { loadConfig, type Config } from './config';
 import { Inventory, type InventorySnapshot } from './inventory';
 import { createLogger, type LogTarget } from './logging';
 import { Pipeline, type IncidentRecord } from './pipeline';
-import type { AlertSink, AuditLogQuery, Clock, PoisonStore, SignalPublisher } from './ports';
+import type {
+  AlertSink,
+  AuditLogQuery,
+  Clock,
+  KeyVaultData,
+  Ledger,
+  PoisonStore,
+  SignalPublisher,
+  VaultManagement,
+} from './ports';
+import type { SweepMark } from './sweep';
 
 export const systemClock: Clock = {
   now: () => new Date(),
@@ -39,6 +49,12 @@ export interface Runtime {
   poison: PoisonStore;
   sinks: AlertSink[];
   auditLog?: AuditLogQuery;
+  /** The adapters the sweep lists with, and the incident ledger it checks (the pipeline's own). */
+  keyVault: KeyVaultData;
+  vaults: VaultManagement;
+  ledger: Ledger<IncidentRecord>;
+  /** The sweep's marks (partition `sweep` of the ledger's table). */
+  sweepState: Ledger<SweepMark>;
   /** A logger for one invocation, written through its InvocationContext. */
   logger(target: LogTarget, bindings: Record<string, unknown>): Logger;
 }
@@ -99,16 +115,17 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   const directory = config.graphEnabled
     ? new GraphDirectory({ credential, retryBaseDelayMs: retry })
     : undefined;
+  const ledger = TableLedger.create<IncidentRecord>(
+    config.storage.tableEndpoint,
+    config.storage.ledgerTable,
+    credential,
+    retry,
+  );
   const pipeline = new Pipeline({
     clock,
     keyVault,
     vaults,
-    ledger: TableLedger.create<IncidentRecord>(
-      config.storage.tableEndpoint,
-      config.storage.ledgerTable,
-      credential,
-      retry,
-    ),
+    ledger,
     inventory,
     sinks,
     auditLog,
@@ -139,6 +156,15 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     ),
     sinks,
     auditLog,
+    keyVault,
+    vaults,
+    ledger,
+    sweepState: TableLedger.create<SweepMark>(
+      config.storage.tableEndpoint,
+      config.storage.ledgerTable,
+      credential,
+      retry,
+    ),
     logger: (target, bindings) => createLogger(config.logLevel, target, bindings),
   };
 }

@@ -190,7 +190,9 @@ export function vnetId(v: Pick<VnetRecord, 'subscriptionId' | 'resourceGroup' | 
 export function networkWatcherId(w: Pick<NetworkWatcherRecord, 'subscriptionId' | 'resourceGroup' | 'name'>) {
   return `/subscriptions/${w.subscriptionId}/resourceGroups/${w.resourceGroup}/providers/Microsoft.Network/networkWatchers/${w.name}`;
 }
-export function flowLogId(f: Pick<FlowLogRecord, 'subscriptionId' | 'resourceGroup' | 'networkWatcher' | 'name'>) {
+export function flowLogId(
+  f: Pick<FlowLogRecord, 'subscriptionId' | 'resourceGroup' | 'networkWatcher' | 'name'>,
+) {
   return `${networkWatcherId({ subscriptionId: f.subscriptionId, resourceGroup: f.resourceGroup, name: f.networkWatcher })}/flowLogs/${f.name}`;
 }
 export function storageAccountId(s: Pick<StorageAccountRecord, 'subscriptionId' | 'resourceGroup' | 'name'>) {
@@ -263,7 +265,10 @@ export function armErrorResponse(
 export function okResponse(call: ArmCall, status: number, body?: unknown): EmuResponse {
   return {
     status,
-    headers: responseHeaders(call.requestId, headerValue(call.req, 'x-ms-correlation-request-id') ?? call.requestId),
+    headers: responseHeaders(
+      call.requestId,
+      headerValue(call.req, 'x-ms-correlation-request-id') ?? call.requestId,
+    ),
     ...(body === undefined ? {} : { body }),
     callerOid: call.claims.oid,
   };
@@ -289,12 +294,20 @@ export function knownSubscription(core: EmulatorCore, subscriptionId: string): b
 
 export function requireSubscription(call: ArmCall, subscriptionId: string): void {
   if (!knownSubscription(call.core, subscriptionId)) {
-    throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`);
+    throw new ArmError(
+      404,
+      'SubscriptionNotFound',
+      `The subscription '${subscriptionId}' could not be found.`,
+    );
   }
 }
 
 export function methodNotAllowed(method: string): ArmError {
-  return new ArmError(405, 'MethodNotAllowed', `The requested resource does not support http method '${method}'.`);
+  return new ArmError(
+    405,
+    'MethodNotAllowed',
+    `The requested resource does not support http method '${method}'.`,
+  );
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
@@ -307,14 +320,23 @@ export function jsonBody(call: ArmCall): Record<string, unknown> {
   try {
     parsed = JSON.parse(call.req.body.toString('utf8') || 'null');
   } catch {
-    throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
+    throw new ArmError(
+      400,
+      'InvalidRequestContent',
+      'The request content was invalid and could not be deserialized.',
+    );
   }
-  if (!isRecord(parsed)) throw new ArmError(400, 'InvalidRequestContent', 'The request content must be a JSON object.');
+  if (!isRecord(parsed))
+    throw new ArmError(400, 'InvalidRequestContent', 'The request content must be a JSON object.');
   return parsed;
 }
 
 /** One page of `items` (ordered by key); `$skiptoken` names the last key of the previous page. */
-export function page<T>(call: ArmCall, items: T[], keyOf: (t: T) => string): { value: T[]; nextLink?: string } {
+export function page<T>(
+  call: ArmCall,
+  items: T[],
+  keyOf: (t: T) => string,
+): { value: T[]; nextLink?: string } {
   const sorted = [...items].sort((a, b) => keyOf(a).toLowerCase().localeCompare(keyOf(b).toLowerCase()));
   const token = call.req.query.get('$skiptoken');
   const after = token ? Buffer.from(token, 'base64url').toString('utf8').toLowerCase() : undefined;
@@ -361,14 +383,23 @@ export function serveArm(core: EmulatorCore, routes: ArmRoute[], req: EmuRequest
   const claims = core.verifyBearer(authorization, ARM_AUDIENCES);
   if (!claims) {
     return armErrorResponse(
-      new ArmError(401, 'InvalidAuthenticationToken', 'The access token is invalid.', challenge('The access token is invalid.')),
+      new ArmError(
+        401,
+        'InvalidAuthenticationToken',
+        'The access token is invalid.',
+        challenge('The access token is invalid.'),
+      ),
       ids,
     );
   }
   const apiVersion = req.query.get('api-version');
   if (!apiVersion) {
     return armErrorResponse(
-      new ArmError(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.'),
+      new ArmError(
+        400,
+        'MissingApiVersionParameter',
+        'The api-version query parameter (?api-version=) is required for all requests.',
+      ),
       ids,
       claims.oid,
     );
@@ -377,7 +408,11 @@ export function serveArm(core: EmulatorCore, routes: ArmRoute[], req: EmuRequest
   try {
     segments = req.path.split('/').filter(Boolean).map(decodeURIComponent);
   } catch {
-    return armErrorResponse(new ArmError(400, 'BadRequest', 'The request path is not valid.'), ids, claims.oid);
+    return armErrorResponse(
+      new ArmError(400, 'BadRequest', 'The request path is not valid.'),
+      ids,
+      claims.oid,
+    );
   }
   const call: ArmCall = {
     req,
@@ -449,7 +484,10 @@ export interface StorageAccountSpec {
   location?: string;
 }
 
-export function seedStorageAccount(core: EmulatorCore, spec: StorageAccountSpec): StorageAccountRecord & { id: string } {
+export function seedStorageAccount(
+  core: EmulatorCore,
+  spec: StorageAccountSpec,
+): StorageAccountRecord & { id: string } {
   const record: StorageAccountRecord = {
     subscriptionId: (spec.subscriptionId ?? core.subscriptionId).toLowerCase(),
     resourceGroup: spec.resourceGroup ?? 'rg-logs',
@@ -470,7 +508,10 @@ export interface NetworkWatcherSpec {
   name?: string;
 }
 
-export function seedNetworkWatcher(core: EmulatorCore, spec: NetworkWatcherSpec = {}): NetworkWatcherRecord & { id: string } {
+export function seedNetworkWatcher(
+  core: EmulatorCore,
+  spec: NetworkWatcherSpec = {},
+): NetworkWatcherRecord & { id: string } {
   const location = normaliseLocation(spec.location ?? DEFAULT_REGION);
   const record: NetworkWatcherRecord = {
     subscriptionId: (spec.subscriptionId ?? core.subscriptionId).toLowerCase(),
@@ -623,7 +664,11 @@ const computeRoute: ArmRoute = (call) => {
     // ARM filters a collection read by what the caller may read (arm.ts does the same for vaults).
     const visible = vms.filter((v) => call.core.isAuthorized(call.claims.oid, vmId(v), COMPUTE.read));
     if (visible.length === 0) authorize(call, scope, COMPUTE.read);
-    return okResponse(call, 200, listBody(call, visible, (v) => vmId(v), vmToArm));
+    return okResponse(
+      call,
+      200,
+      listBody(call, visible, (v) => vmId(v), vmToArm),
+    );
   }
   if (tail.length === 2 && resourceGroup) {
     if (call.method !== 'GET') throw methodNotAllowed(call.method);
@@ -699,23 +744,45 @@ function enabledCategories(p: Record<string, unknown>): string[] {
 
 function validateSetting(p: Record<string, unknown>): void {
   const logs = p.logs;
-  if (logs !== undefined && !Array.isArray(logs)) throw new ArmError(400, 'BadRequest', "'logs' must be an array.", {}, true);
+  if (logs !== undefined && !Array.isArray(logs))
+    throw new ArmError(400, 'BadRequest', "'logs' must be an array.", {}, true);
   for (const l of (logs as unknown[] | undefined) ?? []) {
     if (!isRecord(l)) throw new ArmError(400, 'BadRequest', 'Each log setting must be an object.', {}, true);
     if (typeof l.category === 'string' && !VAULT_CATEGORIES.includes(l.category.toLowerCase())) {
       throw new ArmError(400, 'BadRequest', `Category '${l.category}' is not supported.`, {}, true);
     }
-    if (typeof l.categoryGroup === 'string' && !VAULT_CATEGORY_GROUPS.includes(l.categoryGroup.toLowerCase())) {
-      throw new ArmError(400, 'BadRequest', `Category group '${l.categoryGroup}' is not supported.`, {}, true);
+    if (
+      typeof l.categoryGroup === 'string' &&
+      !VAULT_CATEGORY_GROUPS.includes(l.categoryGroup.toLowerCase())
+    ) {
+      throw new ArmError(
+        400,
+        'BadRequest',
+        `Category group '${l.categoryGroup}' is not supported.`,
+        {},
+        true,
+      );
     }
   }
   if (sinksOf(p).length === 0) {
     // Wording UNCONFIRMED.
-    throw new ArmError(400, 'BadRequest', 'A diagnostic setting needs at least one destination (storage account, event hub or workspace).', {}, true);
+    throw new ArmError(
+      400,
+      'BadRequest',
+      'A diagnostic setting needs at least one destination (storage account, event hub or workspace).',
+      {},
+      true,
+    );
   }
   const type = p.logAnalyticsDestinationType;
   if (type !== undefined && type !== null && type !== 'Dedicated' && type !== 'AzureDiagnostics') {
-    throw new ArmError(400, 'BadRequest', `'${String(type)}' is not a valid logAnalyticsDestinationType.`, {}, true);
+    throw new ArmError(
+      400,
+      'BadRequest',
+      `'${String(type)}' is not a valid logAnalyticsDestinationType.`,
+      {},
+      true,
+    );
   }
 }
 
@@ -724,9 +791,16 @@ const insightsRoute: ArmRoute = (call) => {
   const at = lastProvider(lower, 'microsoft.insights');
   if (at < 0 || lower[at + 2] !== 'diagnosticsettings') return undefined;
   const resourceId = `/${segments.slice(0, at).join('/')}`;
-  const vaultMatch = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i.exec(resourceId);
+  const vaultMatch =
+    /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i.exec(
+      resourceId,
+    );
   if (!vaultMatch) {
-    throw new ArmError(404, 'NotFound', `The emulated diagnostic settings serve Key Vault vaults only ('${resourceId}').`);
+    throw new ArmError(
+      404,
+      'NotFound',
+      `The emulated diagnostic settings serve Key Vault vaults only ('${resourceId}').`,
+    );
   }
   const [, subscriptionId = '', resourceGroup = '', vaultName = ''] = vaultMatch;
   requireSubscription(call, subscriptionId);
@@ -734,7 +808,11 @@ const insightsRoute: ArmRoute = (call) => {
   const write = call.method === 'PUT' || call.method === 'DELETE';
   authorize(call, resourceId, write ? INSIGHTS.write : INSIGHTS.read);
   const vault = [...call.core.vaults.values()].find(
-    (v) => !v.deleted && same(v.name, vaultName) && same(v.subscriptionId, subscriptionId) && same(v.resourceGroup, resourceGroup),
+    (v) =>
+      !v.deleted &&
+      same(v.name, vaultName) &&
+      same(v.subscriptionId, subscriptionId) &&
+      same(v.resourceGroup, resourceGroup),
   );
   if (!vault) {
     throw new ArmError(
@@ -756,7 +834,13 @@ const insightsRoute: ArmRoute = (call) => {
   switch (call.method) {
     case 'GET':
       if (!existing) {
-        throw new ArmError(404, 'ResourceNotFound', `The diagnostic setting '${name}' doesn't exist.`, {}, true);
+        throw new ArmError(
+          404,
+          'ResourceNotFound',
+          `The diagnostic setting '${name}' doesn't exist.`,
+          {},
+          true,
+        );
       }
       return okResponse(call, 200, settingToArm(existing));
     case 'DELETE':
@@ -767,7 +851,13 @@ const insightsRoute: ArmRoute = (call) => {
       const properties = isRecord(body.properties) ? body.properties : {};
       validateSetting(properties);
       if (!existing && settings.size >= MAX_SETTINGS) {
-        throw new ArmError(400, 'BadRequest', `Resource '${resourceId}' already has ${MAX_SETTINGS} diagnostic settings.`, {}, true);
+        throw new ArmError(
+          400,
+          'BadRequest',
+          `Resource '${resourceId}' already has ${MAX_SETTINGS} diagnostic settings.`,
+          {},
+          true,
+        );
       }
       const categories = enabledCategories(properties);
       const sinks = sinksOf(properties);
@@ -812,7 +902,10 @@ const POLICY = {
  * Azure/azure-policy `built-in-policies/policyDefinitions/Key Vault/Recoverable_Audit.json`
  * (@f7319d6eb87769be8ba87d4d6f7b37eafd992cb0): effect Audit (default), Deny or Disabled.
  */
-export const BUILT_IN_POLICY_DEFINITIONS: Record<string, { displayName: string; effects: string[]; defaultEffect: string }> = {
+export const BUILT_IN_POLICY_DEFINITIONS: Record<
+  string,
+  { displayName: string; effects: string[]; defaultEffect: string }
+> = {
   '0b60c0b2-2dc2-4e1c-b5c9-abbed971de53': {
     displayName: 'Key vaults should have deletion protection enabled',
     effects: ['Audit', 'Deny', 'Disabled'],
@@ -830,7 +923,12 @@ function assignmentToArm(a: PolicyAssignmentRecord): Record<string, unknown> {
     name: a.name,
     type: 'Microsoft.Authorization/policyAssignments',
     ...(a.location ? { location: a.location } : {}),
-    properties: { scope: a.scope, notScopes: [], enforcementMode: 'Default', ...structuredClone(a.properties) },
+    properties: {
+      scope: a.scope,
+      notScopes: [],
+      enforcementMode: 'Default',
+      ...structuredClone(a.properties),
+    },
   };
 }
 
@@ -865,12 +963,19 @@ const policyRoute: ArmRoute = (call) => {
       authorize(call, scope, POLICY.write);
       const body = jsonBody(call);
       const properties = isRecord(body.properties) ? structuredClone(body.properties) : {};
-      const definitionId = typeof properties.policyDefinitionId === 'string' ? properties.policyDefinitionId : '';
-      const builtIn = /^\/providers\/Microsoft\.Authorization\/policyDefinitions\/([^/]+)$/i.exec(definitionId)?.[1];
+      const definitionId =
+        typeof properties.policyDefinitionId === 'string' ? properties.policyDefinitionId : '';
+      const builtIn = /^\/providers\/Microsoft\.Authorization\/policyDefinitions\/([^/]+)$/i.exec(
+        definitionId,
+      )?.[1];
       const definition = builtIn ? BUILT_IN_POLICY_DEFINITIONS[builtIn.toLowerCase()] : undefined;
       if (!definition) {
         // Code and wording UNCONFIRMED.
-        throw new ArmError(404, 'PolicyDefinitionNotFound', `The policy definition '${definitionId}' could not be found.`);
+        throw new ArmError(
+          404,
+          'PolicyDefinitionNotFound',
+          `The policy definition '${definitionId}' could not be found.`,
+        );
       }
       const parameters = isRecord(properties.parameters) ? properties.parameters : {};
       const effect = isRecord(parameters.effect) ? parameters.effect.value : undefined;
@@ -966,32 +1071,57 @@ const networkRoute: ArmRoute = (call) => {
   requireSubscription(call, subscriptionId);
   if (tail.length === 1 && tail[0] === 'virtualnetworks') {
     if (call.method !== 'GET') throw methodNotAllowed(call.method);
-    authorize(call, resourceGroup ? `${subScope}/resourceGroups/${resourceGroup}` : subScope, NETWORK.vnetRead);
-    const vnets = [...call.state.vnets.values()].filter(
-      (v) => same(v.subscriptionId, subscriptionId) && (!resourceGroup || same(v.resourceGroup, resourceGroup)),
+    authorize(
+      call,
+      resourceGroup ? `${subScope}/resourceGroups/${resourceGroup}` : subScope,
+      NETWORK.vnetRead,
     );
-    return okResponse(call, 200, listBody(call, vnets, (v) => vnetId(v), vnetToArm));
+    const vnets = [...call.state.vnets.values()].filter(
+      (v) =>
+        same(v.subscriptionId, subscriptionId) && (!resourceGroup || same(v.resourceGroup, resourceGroup)),
+    );
+    return okResponse(
+      call,
+      200,
+      listBody(call, vnets, (v) => vnetId(v), vnetToArm),
+    );
   }
   if (tail.length === 1 && tail[0] === 'networkwatchers') {
     if (call.method !== 'GET') throw methodNotAllowed(call.method);
-    authorize(call, resourceGroup ? `${subScope}/resourceGroups/${resourceGroup}` : subScope, NETWORK.watcherRead);
+    authorize(
+      call,
+      resourceGroup ? `${subScope}/resourceGroups/${resourceGroup}` : subScope,
+      NETWORK.watcherRead,
+    );
     const watchers = [...call.state.networkWatchers.values()].filter(
-      (w) => same(w.subscriptionId, subscriptionId) && (!resourceGroup || same(w.resourceGroup, resourceGroup)),
+      (w) =>
+        same(w.subscriptionId, subscriptionId) && (!resourceGroup || same(w.resourceGroup, resourceGroup)),
     );
     // NetworkWatcherListResult has `value` only (no nextLink).
     return okResponse(call, 200, { value: watchers.map(watcherToArm) });
   }
   if (!resourceGroup || tail[0] !== 'networkwatchers' || tail[2] !== 'flowlogs') return undefined;
-  const watcherKey = networkWatcherId({ subscriptionId, resourceGroup, name: segments[at + 3] ?? '' }).toLowerCase();
+  const watcherKey = networkWatcherId({
+    subscriptionId,
+    resourceGroup,
+    name: segments[at + 3] ?? '',
+  }).toLowerCase();
   const watcher = call.state.networkWatchers.get(watcherKey);
   if (tail.length === 3) {
     if (call.method !== 'GET') throw methodNotAllowed(call.method);
     authorize(call, watcherKey, NETWORK.flowLogRead);
     if (!watcher) throw watcherNotFound(segments[at + 3] ?? '', resourceGroup);
     const logs = [...call.state.flowLogs.values()].filter(
-      (f) => same(f.subscriptionId, subscriptionId) && same(f.resourceGroup, resourceGroup) && same(f.networkWatcher, watcher.name),
+      (f) =>
+        same(f.subscriptionId, subscriptionId) &&
+        same(f.resourceGroup, resourceGroup) &&
+        same(f.networkWatcher, watcher.name),
     );
-    return okResponse(call, 200, listBody(call, logs, (f) => f.name, flowLogToArm));
+    return okResponse(
+      call,
+      200,
+      listBody(call, logs, (f) => f.name, flowLogToArm),
+    );
   }
   if (tail.length !== 4) return undefined;
   const name = segments[at + 5] ?? '';
@@ -1002,11 +1132,7 @@ const networkRoute: ArmRoute = (call) => {
     case 'GET':
       authorize(call, id, NETWORK.flowLogRead);
       if (!existing) {
-        throw new ArmError(
-          404,
-          'NotFound',
-          `Resource ${id} not found.`,
-        );
+        throw new ArmError(404, 'NotFound', `Resource ${id} not found.`);
       }
       return okResponse(call, 200, flowLogToArm(existing));
     case 'PUT': {
@@ -1028,7 +1154,11 @@ const networkRoute: ArmRoute = (call) => {
         const vnet = call.state.vnets.get(target.toLowerCase());
         if (!vnet) {
           // Code and wording UNCONFIRMED.
-          throw new ArmError(400, 'InvalidTargetResource', `The flow log target '${target}' does not exist or is not a virtual network.`);
+          throw new ArmError(
+            400,
+            'InvalidTargetResource',
+            `The flow log target '${target}' does not exist or is not a virtual network.`,
+          );
         }
         if (vnet.location !== watcher.location) {
           throw new ArmError(
@@ -1061,7 +1191,12 @@ const networkRoute: ArmRoute = (call) => {
         networkWatcher: watcher.name,
         name: existing?.name ?? name,
         location: watcher.location,
-        properties: { enabled: true, format: { type: 'JSON', version: 2 }, ...p, targetResourceGuid: randomUUID() },
+        properties: {
+          enabled: true,
+          format: { type: 'JSON', version: 2 },
+          ...p,
+          targetResourceGuid: randomUUID(),
+        },
       };
       call.state.flowLogs.set(id.toLowerCase(), record);
       // A PUT whose body says Succeeded ends the SDK's poller at once (no Azure-AsyncOperation header).

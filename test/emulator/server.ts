@@ -13,10 +13,10 @@ import { createArmService, seedVault, type VaultSpec } from './arm';
 import { ensureCertificateAuthority, type CertificateAuthority } from './ca';
 import { createEventGridService, type EventGridService } from './eventgrid';
 import { FaultInjector, type FaultSpec } from './faults';
-import { createGraphService } from './graph';
+import { createGraphService, grantGraphPermissions } from './graph';
 import { createIdentityService, type IdentityService } from './identity';
 import { createKeyVaultService, seedKey, SeedKeyError } from './keyvault';
-import { createLogAnalyticsService } from './loganalytics';
+import { addWorkspace, createLogAnalyticsService, type WorkspaceSpec } from './loganalytics';
 import { isAuthorized } from './rbac';
 import type {
   AuditRecord,
@@ -467,6 +467,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
   }
 
+  function postJson(target: URL, body: unknown): void {
+    const payload = Buffer.from(JSON.stringify(body));
+    const req = http.request(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': payload.length },
+    });
+    req.on('response', (res) => res.resume());
+    req.on('error', (error) => log(`audit subscriber ${target.host} failed: ${error.message}`));
+    req.end(payload);
+  }
+
   function text(value: unknown): string {
     return typeof value === 'string' ? value : '';
   }
@@ -542,6 +553,26 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         return eventGrid.createTopic(obj(json) as unknown as Parameters<EventGridService['createTopic']>[0]);
       case 'POST /eventgrid/subscriptions':
         return eventGrid.subscribe(obj(json) as unknown as Parameters<EventGridService['subscribe']>[0]);
+      case 'POST /audit/subscribers': {
+        // Stand-in for a diagnostic setting streaming to an Event Hub: batches go to a loopback URL.
+        const target = new URL(text(obj(json).url));
+        if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname) || target.protocol !== 'http:') {
+          throw new HttpError(400, 'an audit subscriber must be an http:// URL on loopback');
+        }
+        emulator.onAudit((records) => postJson(target, { records }));
+        return { ok: true, url: target.toString() };
+      }
+      case 'POST /workspaces':
+        return addWorkspace(core, obj(json) as unknown as WorkspaceSpec);
+      case 'POST /graph/permissions': {
+        const spec = obj(json);
+        const permissions = Array.isArray(spec.permissions) ? spec.permissions.map(String) : [];
+        grantGraphPermissions(core, text(spec.principalId), permissions);
+        return {
+          principalId: text(spec.principalId),
+          permissions: core.graphPermissions?.get(text(spec.principalId)),
+        };
+      }
       case 'GET /faults':
         return faults.list();
       case 'POST /faults':
