@@ -152,10 +152,9 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
   try {
     snapshot = await rt.inventory.current();
     const age = started.getTime() - new Date(snapshot.refreshedAt).getTime();
-    if (!(age < rt.config.sweep.inventoryRefreshSeconds * 1000)) {
-      snapshot = await rt.inventory.refresh();
-      report.inventoryRefreshed = true;
-    }
+    if (!(age < rt.config.sweep.inventoryRefreshSeconds * 1000)) snapshot = await rt.inventory.refresh();
+    // Refreshed by this run (here, or by `current` on a cold start with nothing stored).
+    report.inventoryRefreshed = new Date(snapshot.refreshedAt).getTime() >= started.getTime();
   } catch (error) {
     // Without an inventory there is no scope: nothing may be swept.
     fail({ target: 'inventory', step: 'inventory', kind: 'error', detail: toSafeError(error).message }, 'error');
@@ -164,8 +163,31 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
   for (const f of snapshot.failures)
     fail({ target: `subscription ${f.subscriptionId}`, step: 'inventory', kind: 'failed', detail: f.detail });
 
-  // 4 (started first: independent of the listings). Attribution of incidents still waiting for it.
-  const attribution = attributeAwaiting(rt, invocation, deadline, limit, report, fail);
+  const items: Array<Promise<void>> = [];
+  const runItems = (batch: Item[]) => {
+    for (const item of batch) items.push(limit(() => runItem(rt, invocation, item, deadline, report, fail)));
+  };
+
+  // The incidents written lately: unfinished ones nobody holds are resumed (a recovery left pending
+  // completes on its own, so its key may no longer be listed as deleted), and those awaiting their
+  // caller are looked up in the workspace (4, started now: independent of the listings).
+  const recent = await recentIncidents(rt, fail);
+  const taken = new Set<string>();
+  const awaiting: Array<LedgerEntry<IncidentRecord>> = [];
+  for (const entry of recent) {
+    const r = entry.value;
+    if (r.state === 'closed') continue;
+    if (r.state === 'awaiting-attribution') {
+      if (r.keyName !== undefined && r.deletedDate !== undefined) awaiting.push(entry);
+      continue;
+    }
+    taken.add(`${entry.partition}/${entry.id}`);
+    if (r.lease && new Date(r.lease.until).getTime() > started.getTime()) continue;
+    runItems([
+      { trigger: r.trigger, options: {}, incident: { partition: entry.partition, id: entry.id }, resume: true },
+    ]);
+  }
+  const attribution = attributeAwaiting(rt, invocation, awaiting, deadline, limit, report, fail);
 
   // 2. deleted vaults per subscription (the refresh that just ran listed them already).
   const subscriptions = [...new Set(rt.config.subscriptions.map((s) => s.toLowerCase()))];
@@ -206,16 +228,11 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
   report.deletedVaultsSeen = deletedVaults.length;
   const deletedNames = new Set(deletedVaults.map((d) => d.facts.name.toLowerCase()));
 
-  const items: Array<Promise<void>> = [];
-  const runItems = (batch: Item[]) => {
-    for (const item of batch) items.push(limit(() => runItem(rt, invocation, item, deadline, report, fail)));
-  };
-
   // 3a. deleted vaults → sweptDeletedVault triggers.
   const excluded = rt.config.excludedVaults;
   const vaultItems = await Promise.all(
     deletedVaults.map(({ facts }) =>
-      limit(() => vaultItem(rt, snapshot, facts, excluded, lookbackFrom, fail)),
+      limit(() => vaultItem(rt, snapshot, facts, excluded, lookbackFrom, taken, fail)),
     ),
   );
   runItems(vaultItems.filter((i): i is Item => i !== undefined));
@@ -230,7 +247,7 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
   report.vaults = live.length;
   await Promise.all(
     live.map((vault) =>
-      limit(() => listVault(rt, invocation, vault, lookbackFrom, report, fail)).then(runItems),
+      limit(() => listVault(rt, invocation, vault, lookbackFrom, taken, report, fail)).then(runItems),
     ),
   );
   await Promise.all(items);
@@ -254,6 +271,7 @@ async function listVault(
   invocation: SweepInvocation,
   vault: InventoryVault,
   lookbackFrom: number,
+  taken: Set<string>,
   report: SweepReport,
   fail: (f: SweepFailure) => void,
 ): Promise<Item[]> {
@@ -285,6 +303,7 @@ async function listVault(
       continue;
     }
     const key = keyDeletionIncident(trigger.vaultName, trigger.keyName, trigger.deletedDate);
+    if (taken.has(`${key.partitionKey}/${key.id}`)) continue;
     const held = await ledgerState(rt, key.partitionKey, key.id, fail);
     if (held === 'done' || held === 'busy' || held === 'error') continue;
     out.push({
@@ -307,6 +326,7 @@ async function vaultItem(
   facts: DeletedVaultFacts,
   excluded: string[],
   lookbackFrom: number,
+  taken: Set<string>,
   fail: (f: SweepFailure) => void,
 ): Promise<Item | undefined> {
   const trigger = fromSweptDeletedVault({
@@ -324,6 +344,7 @@ async function vaultItem(
   // The pipeline checks scope too; checking here keeps excluded vaults from being fed every run.
   if (checkScope(trigger, snapshot, excluded).outcome === 'excluded') return undefined;
   const key = vaultDeletionIncident(trigger.vaultName, trigger.deletionDate);
+  if (taken.has(`${key.partitionKey}/${key.id}`)) return undefined;
   const held = await ledgerState(rt, key.partitionKey, key.id, fail);
   if (held === 'done' || held === 'busy' || held === 'error') return undefined;
   const deletedAt = facts.deletionDate!;
@@ -421,6 +442,25 @@ async function runItem(
   }
 }
 
+/** Key and vault incidents written within the attribution window, across every vault's partition. */
+async function recentIncidents(
+  rt: SweepRuntime,
+  fail: (f: SweepFailure) => void,
+): Promise<Array<LedgerEntry<IncidentRecord>>> {
+  const since = new Date(rt.clock.now().getTime() - ATTRIBUTION_WINDOW_MS);
+  const out: Array<LedgerEntry<IncidentRecord>> = [];
+  await Promise.all(
+    ['key_', 'vault_'].map(async (prefix) => {
+      try {
+        out.push(...(await rt.ledger.listRecent(prefix, since)));
+      } catch (error) {
+        fail({ target: `${prefix}* incidents`, step: 'ledger', kind: 'error', detail: toSafeError(error).message });
+      }
+    }),
+  );
+  return out;
+}
+
 /**
  * Incidents of key deletions that wait for their caller, written within the attribution window: asks
  * the workspace for the deletion's record; a record found is fed as a `keyDeleted` signal with its
@@ -429,6 +469,7 @@ async function runItem(
 async function attributeAwaiting(
   rt: SweepRuntime,
   invocation: SweepInvocation,
+  candidates: Array<LedgerEntry<IncidentRecord>>,
   deadline: Date,
   limit: ReturnType<typeof pLimit>,
   report: SweepReport,
@@ -437,19 +478,10 @@ async function attributeAwaiting(
   const auditLog = rt.auditLog;
   if (!auditLog) return;
   const now = rt.clock.now().getTime();
-  let awaiting: LedgerEntry<IncidentRecord>[];
-  try {
-    awaiting = (await rt.ledger.listRecent('key_', new Date(now - ATTRIBUTION_WINDOW_MS))).filter(
-      (e) =>
-        e.value.state === 'awaiting-attribution' &&
-        e.value.keyName !== undefined &&
-        e.value.deletedDate !== undefined &&
-        now - new Date(e.value.deletedDate).getTime() <= ATTRIBUTION_WINDOW_MS,
-    );
-  } catch (error) {
-    fail({ target: 'awaiting incidents', step: 'ledger', kind: 'error', detail: toSafeError(error).message });
-    return;
-  }
+  // Younger than the window by their deletion too (a row rewritten lately may be an old deletion's).
+  const awaiting = candidates.filter(
+    (e) => now - new Date(e.value.deletedDate!).getTime() <= ATTRIBUTION_WINDOW_MS,
+  );
   await Promise.all(
     awaiting.map((entry) =>
       limit(async () => {

@@ -1153,9 +1153,13 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
     } catch {
       return errorResponse(new ArmFailure(400, 'BadRequest', 'The request path is not valid.'), ids, method);
     }
-    const keyVaultPath = segments.some(
-      (s, i) => same(s, 'providers') && same(segments[i + 1] ?? '', PROVIDER),
-    );
+    // The provider that serves a path is its last `providers/<namespace>`: a vault's diagnostic
+    // settings (`…/vaults/x/providers/Microsoft.Insights/…`) belong to the fallback.
+    let providerAt = -1;
+    segments.forEach((s, i) => {
+      if (same(s, 'providers') && (segments[i + 1] ?? '').includes('.')) providerAt = i;
+    });
+    const keyVaultPath = providerAt >= 0 && same(segments[providerAt + 1] ?? '', PROVIDER);
     if (!keyVaultPath && options.fallback) return options.fallback(req);
 
     // ARM authenticates before anything else (401 with a Bearer challenge naming the authority).

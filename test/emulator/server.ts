@@ -10,6 +10,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import { createArmService, seedVault, type VaultSpec } from './arm';
+import { resetArmResources } from './arm-resources';
 import { ensureCertificateAuthority, type CertificateAuthority } from './ca';
 import { createEventGridService, type EventGridService } from './eventgrid';
 import { FaultInjector, type FaultSpec } from './faults';
@@ -18,6 +19,7 @@ import { createIdentityService, type IdentityService } from './identity';
 import { createKeyVaultService, seedKey, SeedKeyError } from './keyvault';
 import { addWorkspace, createLogAnalyticsService, type WorkspaceSpec } from './loganalytics';
 import { isAuthorized } from './rbac';
+import { createPostureArmService, seedPosture } from './security';
 import type {
   AuditRecord,
   EmuRequest,
@@ -233,7 +235,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   eventGrid = createEventGridService(core, { retryScale: options.eventGridRetryScale ?? 0.001 });
   const handlers: Record<string, ServiceHandler> = {
     keyvault: createKeyVaultService(core),
-    arm: createArmService(core),
+    arm: createArmService(core, { fallback: createPostureArmService(core) }),
     entra: (req) => identity.handleEntra(req),
     eventgrid: (req) => eventGrid.handle(req),
     loganalytics: createLogAnalyticsService(core, () => auditLog),
@@ -584,6 +586,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       case 'DELETE /faults':
         faults.clear();
         return { ok: true };
+      case 'POST /posture':
+        try {
+          return seedPosture(core, obj(json));
+        } catch (error) {
+          throw new HttpError(400, (error as Error).message);
+        }
       default:
         throw new HttpError(404, `no admin route ${route}`);
     }
@@ -646,6 +654,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       vaults.clear();
       core.workspaces?.clear();
       core.graphPermissions?.clear();
+      resetArmResources(core);
       auditLog.length = 0;
       requests.length = 0;
       pendingAudit = [];

@@ -672,7 +672,7 @@ describe('the allow-list', () => {
       'warning',
     ],
     ['a caller on no list', {}, 'keydelete-user-short-claims', 'recover-key', 'active', 'warning'],
-  ] as const)('a deletion by %s: %s', async (_who, allowList, recordName, action, keyState, severity) => {
+  ] as const)('a deletion by %s', async (_who, allowList, recordName, action, keyState, severity) => {
     const tp = testPipeline({ allowList });
     const trigger = deletedAsIn(tp, recordName);
     const outcome = await tp.runOne(trigger);
