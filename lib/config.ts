@@ -3,7 +3,7 @@
  * and every problem is reported at once (one error that lists them all), before any request is
  * made. `local.settings.sample.json` lists every setting; a test keeps the two in sync.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -389,23 +389,74 @@ export class Pipeline {
     return observation;
   }
 
-  private observeFailed(trigger: VaultTrigger, failure: CallFailure, ctx: Ctx): TriggerOutcome {
+  /**
+   * kvguard could not read the vault. Transient → redelivery. Anything else (403: a missing grant) is
+   * a permanent failure: recorded, and one operational alert per vault and day says what is missing
+   * (design §2: a permanent failure is recorded and alerted, not thrown).
+   */
+  private async observeFailed(
+    trigger: VaultTrigger,
+    failure: CallFailure,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome> {
     if (failure.kind === 'transient' || failure.kind === 'throttled') {
       throw new RetryableError(`could not read ${trigger.vaultName}: ${failure.kind} (${failure.status})`);
     }
+    const reason =
+      failure.kind === 'forbidden'
+        ? `kvguard cannot read the vault: missing ${failure.missingPermission}`
+        : `reading the vault failed: ${failure.detail}`;
     ctx.log.error(
       { vault: trigger.vaultName, failure: failure.kind, status: failure.status },
       'could not observe',
     );
-    return {
-      status: 'failed',
-      kind: trigger.kind,
-      vault: trigger.vaultName,
-      reason:
-        failure.kind === 'forbidden'
-          ? `kvguard cannot read the vault: missing ${failure.missingPermission}`
-          : `reading the vault failed: ${failure.detail}`,
+    if (!ctx.dryRun) await this.operationalAlert(trigger, reason, ctx);
+    return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason };
+  }
+
+  /** One operational alert per vault, problem and day: the ledger's claim is the once-only guard. */
+  private async operationalAlert(trigger: VaultTrigger, reason: string, ctx: Ctx): Promise<void> {
+    const day = this.deps.clock.now().toISOString().slice(0, 10).replace(/-/g, '');
+    const id = `ops_observe_${trigger.vaultName}_${day}`;
+    const now = this.deps.clock.now();
+    const record: IncidentRecord = {
+      version: 1,
+      key: { kind: 'operational', partitionKey: trigger.vaultName, id },
+      vaultName: trigger.vaultName,
+      state: 'closed',
+      trigger,
+      alerts: {},
+      observeMode: this.deps.policy.mode === 'observe',
+      signals: 1,
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
     };
+    const claim = await this.deps.ledger.claim(trigger.vaultName, id, record);
+    if (!claim.claimed) return;
+    const message: AlertMessage = {
+      id: `${id}/primary`,
+      incidentId: id,
+      kind: 'operational',
+      severity: 'critical',
+      title: `kvguard cannot respond in vault ${trigger.vaultName}`,
+      time: now,
+      data: { vaultName: trigger.vaultName, reason, signal: trigger.operationName },
+      text: [
+        `kvguard received ${trigger.operationName} for vault ${trigger.vaultName} but could not act: ${reason}.`,
+        'To do: grant kvguard its role on the vault (infra/vault.json), then replay the signal.',
+      ],
+    };
+    await Promise.all(
+      this.deps.sinks.map(async (sink) => {
+        const result = await sink.send(message).catch((e: unknown) => ({
+          ok: false as const,
+          retryable: true,
+          detail: toSafeError(e).message,
+        }));
+        if (!result.ok)
+          ctx.log.warn({ sink: sink.name, detail: result.detail }, 'operational alert not delivered');
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- vault-level triggers
@@ -1154,6 +1205,9 @@ function failureResult(action: ActionResult['action'], failure: CallFailure): Ac
       };
     case 'throttled':
       return { action, status: 'throttled' };
+    case 'transient':
+      // A 5xx or a dropped connection after the SDK's own retries: worth another delivery, not final.
+      return { action, status: 'pending', detail: `${failure.status}: ${failure.detail}` };
     default:
       return { action, status: 'failed', detail: `${failure.status}: ${failure.detail}` };
   }

@@ -1,8 +1,12 @@
 // `npm run build` (after `tsc --noEmit` type-checked everything): bundles the functions app with
 // esbuild into dist/index.js, the file package.json `main` names. `@azure/functions-core` is
-// provided by the Functions worker at run time, so it stays external.
+// provided by the Functions worker at run time, so it stays external. @azure/storage-blob (a third of
+// the bundle, needed only when the forwarder's last attempt fails) goes to dist/blob-client.js beside
+// it, loaded on first use: what is not loaded at start-up costs no cold start.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,9 +19,22 @@ if (!existsSync(entry)) {
   console.log('build: functions/index.ts does not exist yet; nothing to bundle');
   process.exit(0);
 }
+// Loaded on first use, not at start-up: the bundle requires `./blob-client.js` beside it when the poison
+// store writes for the first time (lib/adapters/storage.ts).
+const lazyModules = {
+  name: 'lazy-modules',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/blob-client$/ }, (args) =>
+      args.importer.endsWith(join('lib', 'adapters', 'storage.ts'))
+        ? { path: './blob-client.js', external: true }
+        : undefined,
+    );
+  },
+};
 const started = performance.now();
 await build({
-  entryPoints: { index: entry },
+  entryPoints: { index: entry, 'blob-client': join(root, 'lib', 'adapters', 'blob-client.ts') },
+  plugins: [lazyModules],
   outdir,
   bundle: true,
   platform: 'node',
@@ -35,5 +52,94 @@ await build({
 });
 const size = statSync(join(outdir, 'index.js')).size;
 console.log(
-  `build: dist/index.js ${(size / 1024).toFixed(0)} KiB in ${(performance.now() - started).toFixed(0)} ms`,
+  `build: dist/index.js (+ blob-client.js, loaded on first use) ${(size / 1024).toFixed(0)} KiB in ${(performance.now() - started).toFixed(0)} ms`,
+);
+
+// ---------------------------------------------------------------------------------------------
+// The deployable folder. dist/ is what `cd dist && func azure functionapp publish <app> --no-build`
+// uploads (README, Deployment): the bundle, host.json, a package.json whose `main` is the bundle and
+// which has no dependencies (everything is bundled; only the worker's @azure/functions-core and Node's
+// own modules are required at run time, checked below), and a .funcignore.
+const rootPackage = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+copyFileSync(join(root, 'host.json'), join(outdir, 'host.json'));
+writeFileSync(
+  join(outdir, 'package.json'),
+  `${JSON.stringify(
+    {
+      name: rootPackage.name,
+      version: rootPackage.version,
+      private: true,
+      description: rootPackage.description,
+      license: rootPackage.license,
+      main: 'index.js',
+      engines: rootPackage.engines,
+      dependencies: {},
+    },
+    null,
+    2,
+  )}\n`,
+);
+// What the upload leaves out: the source maps (kept in dist/ to decode a stack trace; a quarter of the
+// size of the maps is code, and the platform downloads and unpacks the package on every cold start)
+// and the local-only settings file.
+copyFileSync(join(root, 'scripts', 'dist.funcignore'), join(outdir, '.funcignore'));
+// Core Tools reads the worker runtime from local.settings.json when it publishes; it never uploads it.
+writeFileSync(
+  join(outdir, 'local.settings.json'),
+  `${JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node' } }, null, 2)}\n`,
+);
+
+// Nothing may need resolving at run time but Node's modules, the worker's @azure/functions-core and
+// the bundle's own files (./blob-client.js).
+const allowed = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`), '@azure/functions-core']);
+const jsFiles = readdirSync(outdir).filter((f) => f.endsWith('.js'));
+const unresolved = [];
+for (const file of jsFiles) {
+  const code = readFileSync(join(outdir, file), 'utf8');
+  for (const m of code.matchAll(/\brequire\(\s*(["'`])([^"'`]+)\1\s*\)/g)) {
+    const id = m[2];
+    if (allowed.has(id)) continue;
+    if (id.startsWith('./') && existsSync(join(outdir, id))) continue;
+    unresolved.push(`${file}: require(${JSON.stringify(id)})`);
+  }
+  if (/\brequire\(\s*[^"'`\s)]/.test(code.replace(/\brequire\(\s*(["'`])[^"'`]+\1\s*\)/g, ''))) {
+    unresolved.push(`${file}: a require() of a computed name`);
+  }
+}
+if (unresolved.length > 0) {
+  console.error(`build: the package would need modules it does not contain:\n  ${unresolved.join('\n  ')}`);
+  process.exit(1);
+}
+
+// Package size: what the upload holds (dist/ minus .funcignore's patterns).
+const ignored = readFileSync(join(outdir, '.funcignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+const isIgnored = (name) =>
+  ignored.some((p) => (p.startsWith('*.') ? name.endsWith(p.slice(1)) : name === p.replace(/\/$/, '')));
+const files = readdirSync(outdir);
+const uploaded = files.filter((f) => !isIgnored(f));
+const bytes = (list) => list.reduce((n, f) => n + statSync(join(outdir, f)).size, 0);
+
+// Cold load: a fresh Node process requiring the bundle, as the worker does when it starts the app
+// (@azure/functions-core is absent here, so the library registers nothing and says so: its warnings
+// are dropped).
+const probe = spawnSync(
+  process.execPath,
+  [
+    '-e',
+    `const t0 = process.hrtime.bigint(); require(${JSON.stringify(join(outdir, 'index.js'))}); ` +
+      `process.stdout.write('\\nKVGUARD_LOAD_MS=' + (Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0));`,
+  ],
+  { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+);
+const loadMs = /KVGUARD_LOAD_MS=(\d+)/.exec(probe.stdout ?? '')?.[1];
+if (probe.status !== 0 || loadMs === undefined) {
+  console.error(`build: dist/index.js does not load in a fresh Node process:\n${probe.stderr}`);
+  process.exit(1);
+}
+const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
+console.log(
+  `build: package dist/ ${kib(bytes(uploaded))} uploaded (${uploaded.join(', ')}; ${kib(bytes(files))} with source maps); cold load of index.js ${loadMs} ms`,
 );

@@ -7,7 +7,7 @@
  */
 import type { TokenCredential } from '@azure/identity';
 import { TableClient } from '@azure/data-tables';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import type { ContainerClient } from '@azure/storage-blob';
 import type { ClaimResult, Ledger, LedgerEntry, PoisonStore } from '../ports';
 import { clientOptions, statusOf } from './azure';
 
@@ -135,33 +135,33 @@ export class TableLedger<T> implements Ledger<T> {
 }
 
 export class BlobPoisonStore implements PoisonStore {
-  private readonly container: ContainerClient;
+  private container: Promise<ContainerClient> | undefined;
   private ready: Promise<unknown> | undefined;
 
   constructor(
-    endpoint: string,
-    containerName: string,
-    credential: TokenCredential,
-    retryBaseDelayMs: number,
-  ) {
-    // Storage clients take their own retry shape (tries, not retries).
-    this.container = new BlobServiceClient(endpoint, credential, {
-      retryOptions: {
-        maxTries: 4,
-        retryDelayInMs: retryBaseDelayMs,
-        maxRetryDelayInMs: Math.max(retryBaseDelayMs * 16, 1000),
-      },
-    }).getContainerClient(containerName);
+    private readonly endpoint: string,
+    private readonly containerName: string,
+    private readonly credential: TokenCredential,
+    private readonly retryBaseDelayMs: number,
+  ) {}
+
+  /** The container client, built on first use (its SDK is loaded only then: see blob-client.ts). */
+  private client(): Promise<ContainerClient> {
+    this.container ??= import('./blob-client').then((m) =>
+      m.createContainerClient(this.endpoint, this.containerName, this.credential, this.retryBaseDelayMs),
+    );
+    return this.container;
   }
 
   async write(name: string, content: unknown): Promise<void> {
-    this.ready ??= this.container.createIfNotExists().catch((error: unknown) => {
+    const container = await this.client();
+    this.ready ??= container.createIfNotExists().catch((error: unknown) => {
       this.ready = undefined;
       throw error;
     });
     await this.ready;
     const body = JSON.stringify(content, null, 2);
-    await this.container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), {
+    await container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), {
       blobHTTPHeaders: { blobContentType: 'application/json' },
     });
   }

@@ -3,7 +3,7 @@
  * refused deletions, and the facts kvguard keeps from them. `resultType` says `Success` even for a
  * refused call, so the HTTP status comes from `properties.httpStatusCode` (or `resultSignature`).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { callerFromClaims } from './caller';
 import { stableHash } from './hash';
 import { parseKeyUrl, parseVaultResourceId, type Parsed, type VaultResourceId } from './identifiers';

@@ -5,7 +5,7 @@
  * configured workspace. No URL from the payload (`linkToSearchResultsAPI`, portal links) is kept:
  * a payload must never make kvguard send a request or a token anywhere.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatZodIssues } from './audit-record';
 import { compactCaller } from './caller';
 import { isArmResourceId, isWorkspaceResourceId, parseKeyUrl, parseVaultResourceId } from './identifiers';

@@ -3,7 +3,7 @@
  * `Microsoft.KeyVault.vaults.keys.delete` alias), ARM resource events for vaults, and the Key Vault
  * system topic's `VaultAccessPolicyChanged`. Everything else is acknowledged as `unsupported-type`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatZodIssues } from './audit-record';
 import { callerFromClaims, compactCaller } from './caller';
 import {

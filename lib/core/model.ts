@@ -361,7 +361,14 @@ export interface ActionResult {
 
 /** Which kind of incident a key identifies (design §2 step 4). */
 export type IncidentKind =
-  'key-deletion' | 'key-purge' | 'delete-denied' | 'vault-deletion' | 'vault-write' | 'access-policy';
+  | 'key-deletion'
+  | 'key-purge'
+  | 'delete-denied'
+  | 'vault-deletion'
+  | 'vault-write'
+  | 'access-policy'
+  /** kvguard itself needs a human (e.g. it cannot read a vault): one row per vault, problem and day. */
+  | 'operational';
 
 /**
  * Where an incident lives in the ledger (an Azure Table). `id` is the RowKey and the incident's name

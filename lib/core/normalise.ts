@@ -6,7 +6,7 @@
  * AuditEvent records (single, an array, or `{records: [...]}`), the Azure Monitor common alert schema
  * (Log Alerts V2), and, through their own constructors, the rows the sweep finds.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatZodIssues, looksLikeAuditRecord, readAuditRecord, type AuditKeyFacts } from './audit-record';
 import { fromCommonAlert, looksLikeCommonAlert } from './common-alert';
 import { fromEvent } from './events';

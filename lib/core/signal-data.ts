@@ -4,7 +4,7 @@
  * contract (JSON Schema 2020-12) and `signalDataV1` below is the zod schema that matches it; a test
  * checks that both accept and refuse the same samples. Change both together, or add a v2.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const KEY_DELETED_V1 = 'Kvguard.KeyVault.KeyDeleted.v1';
 export const KEY_PURGED_V1 = 'Kvguard.KeyVault.KeyPurged.v1';

@@ -1014,10 +1014,36 @@ describe('what cannot be undone, and what kvguard may not do', () => {
       'observeKey',
       failures.forbidden('keys get/list (access policy) or Microsoft.KeyVault/vaults/keys/read (RBAC)'),
     );
-    const outcome = await tp.runOne(deletedAsIn(tp, 'keydelete-user-short-claims'));
+    const trigger = deletedAsIn(tp, 'keydelete-user-short-claims');
+    const outcome = await tp.runOne(trigger);
     expect(outcome.status).toBe('failed');
     expect(outcome.reason).toContain('Microsoft.KeyVault/vaults/keys/read');
     expectNoWrites(tp);
+    // A permanent failure is alerted, once per vault and day however many signals hit it.
+    tp.keyVault.fail(
+      'observeKey',
+      failures.forbidden('keys get/list (access policy) or Microsoft.KeyVault/vaults/keys/read (RBAC)'),
+    );
+    await tp.runOne(trigger);
+    const operational = tp.sink('teams').received.filter((a) => a.kind === 'operational');
+    expect(operational).toHaveLength(1);
+    expect(operational[0]!.severity).toBe('critical');
+    expect(operational[0]!.text.join(' ')).toContain('Microsoft.KeyVault/vaults/keys/read');
+  });
+
+  it('retries a recovery that failed with a 5xx instead of reporting it failed', async () => {
+    const tp = testPipeline();
+    const trigger = deletedAsIn(tp, 'keydelete-user-short-claims');
+    tp.keyVault.fail('recoverKey', failures.transient());
+    await expect(tp.run(trigger)).rejects.toBeInstanceOf(RetryableError);
+    expect(tp.sink('teams').received).toHaveLength(0);
+    tp.clock.advance(10_000);
+    const outcome = await tp.runOne(trigger);
+    expect(outcome.results).toContainEqual(
+      expect.objectContaining({ action: 'recover-key', status: 'succeeded' }),
+    );
+    expect(tp.keyVault.keyState(PAYMENTS_HOST, 'cmk-orders')).toBe('active');
+    expect(primaries(tp)).toHaveLength(1);
   });
 });
 
