@@ -2,5 +2,6 @@
 import './auditLogForwarder';
 import './keyDeletionResponder';
 import './monitorAlert';
+import './reconcilePosture';
 import './replay';
 import './sweepDeletedKeys';

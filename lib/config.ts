@@ -87,6 +87,27 @@ const sweepSchedule = z
       ),
   );
 
+/** reconcilePosture's timer: hourly, on the hour (NCRONTAB, seconds first). */
+export const DEFAULT_POSTURE_SCHEDULE = '0 0 * * * *';
+
+const postureSchedule = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? DEFAULT_POSTURE_SCHEDULE : v.trim()))
+  .pipe(
+    z
+      .string()
+      .regex(
+        /^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){5}$/,
+        'an NCRONTAB expression of six fields, seconds first (e.g. 0 0 * * * *)',
+      ),
+  );
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
 /** Every app setting kvguard reads (Azure platform settings such as AZURE_CLIENT_ID included). */
 export const SETTINGS = {
   AZURE_CLIENT_ID: z.string().regex(GUID, 'must be a GUID (the user-assigned identity client id)').optional(),
@@ -137,6 +158,10 @@ export const SETTINGS = {
   KVGUARD_SWEEP_LOOKBACK_MINUTES: intSetting(60, 1, 7 * 24 * 60),
   KVGUARD_SWEEP_CONCURRENCY: intSetting(8, 1, 64),
   KVGUARD_INVENTORY_REFRESH_SECONDS: intSetting(300, 30, 86_400),
+  KVGUARD_POSTURE: optionalText,
+  KVGUARD_POSTURE_FILE: optionalText,
+  KVGUARD_POSTURE_SCHEDULE: postureSchedule,
+  KVGUARD_POSTURE_CONCURRENCY: intSetting(4, 1, 32),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -148,6 +173,13 @@ const schema = z.object(SETTINGS).superRefine((c, ctx) => {
       code: 'custom',
       path: ['KVGUARD_WEBHOOK_SECRET'],
       message: 'required when KVGUARD_WEBHOOK_URL is set',
+    });
+  }
+  if (c.KVGUARD_POSTURE && c.KVGUARD_POSTURE_FILE) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['KVGUARD_POSTURE_FILE'],
+      message: 'set either KVGUARD_POSTURE or KVGUARD_POSTURE_FILE, not both',
     });
   }
 });
@@ -181,6 +213,15 @@ export interface Config {
     concurrency: number;
     /** The sweep refreshes the inventory when it is older than this. */
     inventoryRefreshSeconds: number;
+  };
+  /** reconcilePosture (lib/posture/): the desired state is validated when the function runs. */
+  posture: {
+    /** The desired-state JSON (KVGUARD_POSTURE) or the path of a file holding it. */
+    document?: string;
+    file?: string;
+    schedule: string;
+    /** Subscriptions, and resources within one item, worked on at once. */
+    concurrency: number;
   };
 }
 
@@ -235,6 +276,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       concurrency: c.KVGUARD_SWEEP_CONCURRENCY,
       inventoryRefreshSeconds: c.KVGUARD_INVENTORY_REFRESH_SECONDS,
     },
+    posture: {
+      document: c.KVGUARD_POSTURE,
+      file: c.KVGUARD_POSTURE_FILE,
+      schedule: c.KVGUARD_POSTURE_SCHEDULE,
+      concurrency: c.KVGUARD_POSTURE_CONCURRENCY,
+    },
   };
 }
 
@@ -268,4 +315,17 @@ export function sweepScheduleFromSettings(env: Record<string, string | undefined
   if (!parsed.success)
     throw new ConfigError(parsed.error.issues.map((i) => `KVGUARD_SWEEP_SCHEDULE: ${i.message}`));
   return raw !== undefined && raw.trim() !== '' ? '%KVGUARD_SWEEP_SCHEDULE%' : DEFAULT_SWEEP_SCHEDULE;
+}
+
+/**
+ * reconcilePosture's timer `schedule`, read when the functions register (as the sweep's): the
+ * app-setting reference `%KVGUARD_POSTURE_SCHEDULE%` when the setting is present (validated here
+ * first), else the default.
+ */
+export function postureScheduleFromSettings(env: Record<string, string | undefined> = process.env): string {
+  const raw = env.KVGUARD_POSTURE_SCHEDULE;
+  const parsed = SETTINGS.KVGUARD_POSTURE_SCHEDULE.safeParse(raw);
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((i) => `KVGUARD_POSTURE_SCHEDULE: ${i.message}`));
+  return raw !== undefined && raw.trim() !== '' ? '%KVGUARD_POSTURE_SCHEDULE%' : DEFAULT_POSTURE_SCHEDULE;
 }

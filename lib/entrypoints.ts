@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { toSafeError } from './core/errors';
 import type { NormaliseResult, Rejection } from './core/model';
 import { isRejection, normalise, toSignalCloudEvents } from './core/normalise';
+import { own } from './core/untrusted';
 import { RetryableError, type TriggerOutcome } from './pipeline';
 import type { AlertMessage, SignalEvent } from './ports';
 import type { Runtime } from './runtime';
@@ -217,12 +218,17 @@ export async function forwardAuditRecords(
   inv: Invocation,
 ): Promise<ForwardResult> {
   const events: SignalEvent[] = [];
+  /** The record each event came from: what the poison file keeps, so that replay can read it. */
+  const sources: unknown[] = [];
   const rejected: ForwardResult['rejected'] = [];
   let ignored = 0;
   messages.forEach((message, m) => {
     const body =
       typeof message === 'string' || Buffer.isBuffer(message) ? safeJson(message.toString()) : message;
-    for (const item of toSignalCloudEvents(body)) {
+    // toSignalCloudEvents answers one item per record, in order: item i is records[i].
+    const wrapped = own(body, 'records');
+    const records: unknown[] = Array.isArray(wrapped) ? wrapped : Array.isArray(body) ? body : [body];
+    toSignalCloudEvents(body).forEach((item, i) => {
       if ('kind' in item && item.kind === 'rejection') {
         // Most records of a vault's log are reads, and every client's first call is answered 401 (the
         // challenge): records that are not deletions are expected, not errors.
@@ -233,7 +239,7 @@ export async function forwardAuditRecords(
         )
           ignored++;
         else rejected.push({ reason: item.reason, message: item.message, path: `[${m}]${item.path}` });
-        continue;
+        return;
       }
       const ev = item as Exclude<typeof item, Rejection>;
       events.push({
@@ -244,7 +250,8 @@ export async function forwardAuditRecords(
         time: ev.time,
         data: ev.data,
       });
-    }
+      sources.push(records[i]);
+    });
   });
   for (const r of rejected)
     inv.log.warn({ reason: r.reason, path: r.path }, `audit record rejected: ${r.message}`);
@@ -269,7 +276,15 @@ export async function forwardAuditRecords(
       .slice(0, 24);
     const now = rt.clock.now();
     const name = `forwarder/${now.toISOString().slice(0, 10)}/${batchId}.json`;
-    await rt.poison.write(name, { reason: safe.message, failedAt: now.toISOString(), events });
+    // `records` makes the file itself a body POST /api/replay accepts (`{records: [...]}`, the other
+    // fields are ignored), as the alert tells the operator to do; `events` alone is not an input shape
+    // replay reads, so a file of only the events could not be replayed as it is.
+    await rt.poison.write(name, {
+      reason: safe.message,
+      failedAt: now.toISOString(),
+      records: sources,
+      events,
+    });
     await raiseOperationalAlert(rt, inv, {
       id: `ops_forwarder_${batchId}/primary`,
       title: `kvguard could not publish ${events.length} key-deletion signal(s); they were kept in the poison container`,

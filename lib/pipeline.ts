@@ -64,7 +64,7 @@ export interface IncidentRecord {
   key: IncidentKey;
   vaultName: string;
   keyName?: string;
-  /** The key's deletedDate (key deletions): what the attach rule compares. */
+  /** The key's deletedDate (key deletions), or the vault's deletionDate (vault deletions): what the attach rule compares. */
   deletedDate?: string;
   state: 'open' | 'acted' | 'awaiting-attribution' | 'closed';
   /** Who is working on it and until when (another delivery waits, then resumes). */
@@ -483,9 +483,41 @@ export class Pipeline {
       : live?.ok && live.value
         ? { state: 'active', purgeProtectionEnabled: live.value.enablePurgeProtection }
         : { state: 'gone' };
+    if (!facts) {
+      // No longer listed as deleted (kvguard recovered it): without ARM's deletionDate this signal
+      // would be keyed by its own time, i.e. open a second incident. A redelivery of the event (or
+      // the sweep resuming the incident) must find the incident the first delivery keyed by the
+      // deletionDate, as a late key signal does: a finished one is then a duplicate, and an
+      // unfinished one (recovered, but its alert not sent yet) is resumed and sends its alert.
+      const earlier = await this.attachableVaultIncident(trigger);
+      if (earlier) return this.continueIncident(earlier, trigger, vault, ctx, observedVault);
+    }
     // The deleted vault's facts just read are what a recovery needs (no second list call in act).
     const scoped = facts && !vault.deletedFacts ? { ...vault, deletedFacts: facts } : vault;
-    return this.incident(keyed.key, trigger, scoped, undefined, ctx, undefined, observedVault);
+    // `deletedDate` records the deletionDate the incident is keyed by, for attachableVaultIncident.
+    return this.incident(keyed.key, trigger, scoped, undefined, ctx, deletionDate, observedVault);
+  }
+
+  /** The latest deletion incident of the trigger's vault whose deletionDate is within two minutes of its time. */
+  private async attachableVaultIncident(trigger: {
+    vaultName: string;
+    signalTime: string;
+  }): Promise<LedgerEntry<IncidentRecord> | undefined> {
+    const vaultName = trigger.vaultName.toLowerCase();
+    const incidents = await this.deps.ledger.list(vaultName, `vault_${vaultName}_`);
+    return findAttachable(
+      incidents
+        .filter((e) => e.value.key.kind === 'vault-deletion' && e.value.deletedDate !== undefined)
+        .map((e) => ({
+          id: e.id,
+          vaultName: e.value.vaultName,
+          keyName: '',
+          deletedDate: e.value.deletedDate!,
+          entry: e,
+        })),
+      { vaultName, keyName: '' },
+      trigger.signalTime,
+    )?.entry;
   }
 
   private async vaultWrite(

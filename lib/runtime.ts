@@ -19,6 +19,9 @@ import {
 } from './adapters/sinks';
 import { BlobPoisonStore, TableLedger } from './adapters/storage';
 import { VaultManagementAdapter } from './adapters/vaults';
+import { PostureArmAdapter } from './adapters/posture';
+import type { PostureArm } from './posture/ports';
+import type { ForwardedAlert } from './posture/reconcile';
 import { loadConfig, type Config } from './config';
 import { Inventory, type InventorySnapshot } from './inventory';
 import { createLogger, type LogTarget } from './logging';
@@ -55,6 +58,9 @@ export interface Runtime {
   ledger: Ledger<IncidentRecord>;
   /** The sweep's marks (partition `sweep` of the ledger's table). */
   sweepState: Ledger<SweepMark>;
+  /** reconcilePosture: ARM beyond the vaults, and the ledger rows of forwarded Defender alerts. */
+  postureArm: PostureArm;
+  postureLedger: Ledger<ForwardedAlert>;
   /** A logger for one invocation, written through its InvocationContext. */
   logger(target: LogTarget, bindings: Record<string, unknown>): Logger;
 }
@@ -160,6 +166,13 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     vaults,
     ledger,
     sweepState: TableLedger.create<SweepMark>(
+      config.storage.tableEndpoint,
+      config.storage.ledgerTable,
+      credential,
+      retry,
+    ),
+    postureArm: new PostureArmAdapter(credential, retry),
+    postureLedger: TableLedger.create<ForwardedAlert>(
       config.storage.tableEndpoint,
       config.storage.ledgerTable,
       credential,

@@ -19,11 +19,7 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { toSafeError } from './core/errors';
-import {
-  ATTACH_WINDOW_MS,
-  keyDeletionIncident,
-  vaultDeletionIncident,
-} from './core/incident';
+import { ATTACH_WINDOW_MS, keyDeletionIncident, vaultDeletionIncident } from './core/incident';
 import type { KeyDeletedTrigger, VaultTrigger } from './core/model';
 import { fromSweptDeletedKey, fromSweptDeletedVault, isRejection } from './core/normalise';
 import { checkScope } from './core/scope';
@@ -152,12 +148,17 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
   try {
     snapshot = await rt.inventory.current();
     const age = started.getTime() - new Date(snapshot.refreshedAt).getTime();
-    if (!(age < rt.config.sweep.inventoryRefreshSeconds * 1000)) snapshot = await rt.inventory.refresh();
-    // Refreshed by this run (here, or by `current` on a cold start with nothing stored).
-    report.inventoryRefreshed = new Date(snapshot.refreshedAt).getTime() >= started.getTime();
+    const stale = !(age < rt.config.sweep.inventoryRefreshSeconds * 1000);
+    if (stale) snapshot = await rt.inventory.refresh();
+    // Refreshed by this run (here, or by `current` on a cold start with nothing stored): its listing
+    // started after this run did, so its deleted vaults stand for this run's list.
+    report.inventoryRefreshed = stale || new Date(snapshot.refreshedAt).getTime() > started.getTime();
   } catch (error) {
     // Without an inventory there is no scope: nothing may be swept.
-    fail({ target: 'inventory', step: 'inventory', kind: 'error', detail: toSafeError(error).message }, 'error');
+    fail(
+      { target: 'inventory', step: 'inventory', kind: 'error', detail: toSafeError(error).message },
+      'error',
+    );
     return finish(rt, report, started, log);
   }
   for (const f of snapshot.failures)
@@ -184,7 +185,12 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
     taken.add(`${entry.partition}/${entry.id}`);
     if (r.lease && new Date(r.lease.until).getTime() > started.getTime()) continue;
     runItems([
-      { trigger: r.trigger, options: {}, incident: { partition: entry.partition, id: entry.id }, resume: true },
+      {
+        trigger: r.trigger,
+        options: {},
+        incident: { partition: entry.partition, id: entry.id },
+        resume: true,
+      },
     ]);
   }
   const attribution = attributeAwaiting(rt, invocation, awaiting, deadline, limit, report, fail);
@@ -310,7 +316,9 @@ async function listVault(
       trigger,
       options: {
         observed: { deletedKey: copyDeletedKey(row) },
-        ...(row.deletedOn.getTime() < lookbackFrom ? { reportOnly: { reason: lateReason(row.deletedOn, rt) } } : {}),
+        ...(row.deletedOn.getTime() < lookbackFrom
+          ? { reportOnly: { reason: lateReason(row.deletedOn, rt) } }
+          : {}),
       },
       incident: { partition: key.partitionKey, id: key.id },
       resume: held === 'unfinished',
@@ -430,14 +438,23 @@ async function runItem(
   }
   for (const o of outcomes) {
     if (o.status === 'failed') {
-      fail({ target: o.incidentId ?? item.incident.id, step: 'incident', kind: 'failed', detail: o.reason ?? '' });
+      fail({
+        target: o.incidentId ?? item.incident.id,
+        step: 'incident',
+        kind: 'failed',
+        detail: o.reason ?? '',
+      });
       continue;
     }
     if (o.status !== 'acted') continue;
     if (item.resume) report.incidentsResumed++;
     else report.incidentsOpened++;
     if (item.options.reportOnly) report.reportedLate++;
-    if (o.results?.some((r) => (r.action === 'recover-key' || r.action === 'recover-vault') && r.status === 'succeeded'))
+    if (
+      o.results?.some(
+        (r) => (r.action === 'recover-key' || r.action === 'recover-vault') && r.status === 'succeeded',
+      )
+    )
       report.recovered++;
   }
 }
@@ -454,7 +471,12 @@ async function recentIncidents(
       try {
         out.push(...(await rt.ledger.listRecent(prefix, since)));
       } catch (error) {
-        fail({ target: `${prefix}* incidents`, step: 'ledger', kind: 'error', detail: toSafeError(error).message });
+        fail({
+          target: `${prefix}* incidents`,
+          step: 'ledger',
+          kind: 'error',
+          detail: toSafeError(error).message,
+        });
       }
     }),
   );
@@ -578,14 +600,19 @@ async function reportForbiddenOnce(
     };
     const results = await Promise.all(
       rt.sinks.map((sink) =>
-        sink.send(message).catch((e: unknown) => ({ ok: false as const, retryable: true, detail: toSafeError(e).message })),
+        sink
+          .send(message)
+          .catch((e: unknown) => ({ ok: false as const, retryable: true, detail: toSafeError(e).message })),
       ),
     );
     const delivered = results.every((r) => r.ok);
     if (!delivered) invocation.log.error({ alert: alertId }, 'operational alert not delivered to every sink');
     await rt.sweepState.update(entry, { ...entry.value, delivered });
   } catch (error) {
-    invocation.log.error({ err: toSafeError(error).message, target }, 'operational alert of the sweep failed');
+    invocation.log.error(
+      { err: toSafeError(error).message, target },
+      'operational alert of the sweep failed',
+    );
   }
 }
 
@@ -618,4 +645,3 @@ async function guard<T extends { ok: boolean }>(
 function copyDeletedKey(row: DeletedKeyState): DeletedKeyState {
   return { ...row, tags: { ...row.tags } };
 }
-

@@ -5,7 +5,16 @@
 // it, loaded on first use: what is not loaded at start-up costs no cold start.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,11 +88,12 @@ writeFileSync(
     2,
   )}\n`,
 );
-// What the upload leaves out: the source maps (kept in dist/ to decode a stack trace; a quarter of the
-// size of the maps is code, and the platform downloads and unpacks the package on every cold start)
-// and the local-only settings file.
-copyFileSync(join(root, 'scripts', 'dist.funcignore'), join(outdir, '.funcignore'));
-// Core Tools reads the worker runtime from local.settings.json when it publishes; it never uploads it.
+// What the upload leaves out (.funcignore): the source maps, kept in dist/ to decode a stack trace
+// (they are about five times the size of the code, and the platform fetches the package on a cold
+// start), and the local-only settings file.
+copyFileSync(join(root, '.funcignore'), join(outdir, '.funcignore'));
+// Tells Core Tools the worker runtime when it publishes from dist/ (whether it needs this for a Flex
+// Consumption app is UNCONFIRMED); never uploaded.
 writeFileSync(
   join(outdir, 'local.settings.json'),
   `${JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node' } }, null, 2)}\n`,
@@ -91,7 +101,11 @@ writeFileSync(
 
 // Nothing may need resolving at run time but Node's modules, the worker's @azure/functions-core and
 // the bundle's own files (./blob-client.js).
-const allowed = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`), '@azure/functions-core']);
+const allowed = new Set([
+  ...builtinModules,
+  ...builtinModules.map((m) => `node:${m}`),
+  '@azure/functions-core',
+]);
 const jsFiles = readdirSync(outdir).filter((f) => f.endsWith('.js'));
 const unresolved = [];
 for (const file of jsFiles) {
@@ -117,7 +131,13 @@ const ignored = readFileSync(join(outdir, '.funcignore'), 'utf8')
   .map((l) => l.trim())
   .filter((l) => l && !l.startsWith('#'));
 const isIgnored = (name) =>
-  ignored.some((p) => (p.startsWith('*.') ? name.endsWith(p.slice(1)) : name === p.replace(/\/$/, '')));
+  ignored.some((p) =>
+    p.startsWith('*')
+      ? name.endsWith(p.slice(1))
+      : p.endsWith('*')
+        ? name.startsWith(p.slice(0, -1))
+        : name === p.replace(/\/$/, ''),
+  );
 const files = readdirSync(outdir);
 const uploaded = files.filter((f) => !isIgnored(f));
 const bytes = (list) => list.reduce((n, f) => n + statSync(join(outdir, f)).size, 0);

@@ -49,7 +49,6 @@ import {
 import type {
   DiagnosticSettingFacts,
   FlowLogFacts,
-  JitPolicyFacts,
   JitPortRule,
   JitVirtualMachine,
   NetworkWatcherFacts,
@@ -195,8 +194,9 @@ export function mergePorts(current: JitPortRule[], desired: JitPortRule[]): JitP
 }
 
 /**
- * The policy's VM list with `changes` (lower-cased VM id → the VM's id and merged rules) laid over
- * it; no VM is dropped, and VMs the policy did not list are appended.
+ * The policy's VM list with `changes` (lower-cased VM id → the VM's id and its desired rules) merged
+ * into it port by port; no VM is dropped, a VM's other ports are kept, and VMs the policy did not
+ * list are appended.
  */
 export function mergeVirtualMachines(
   current: JitVirtualMachine[],
@@ -207,9 +207,10 @@ export function mergeVirtualMachines(
     const change = changes.get(vm.id.toLowerCase());
     if (!change) return vm;
     done.add(vm.id.toLowerCase());
-    return { ...vm, ports: change.ports };
+    return { ...vm, ports: mergePorts(vm.ports, change.ports) };
   });
-  for (const [key, change] of changes) if (!done.has(key)) merged.push(change);
+  for (const [key, change] of changes)
+    if (!done.has(key)) merged.push({ id: change.id, ports: mergePorts([], change.ports) });
   return merged;
 }
 
@@ -225,6 +226,8 @@ export interface DiagnosticsPlan {
   current: { workspace?: string; eventHub?: string; kvguardAudit?: Omit<DiagnosticSettingFacts, 'name'> };
   /** What `kvguard-audit` must carry; undefined when other settings cover every sink. */
   setting?: DiagnosticSettingFacts;
+  /** `kvguard-audit` already carries what it must (or nothing is needed from it). */
+  inPlace: boolean;
   compliant: boolean;
   blocked?: string;
 }
@@ -254,7 +257,8 @@ export function planDiagnostics(
   }
   const wantWorkspace = workspace && !wsOther ? workspace : undefined;
   const wantHub = hub && !hubOther ? hub : undefined;
-  if (!wantWorkspace && !wantHub) return { current, compliant: !blocked, ...(blocked ? { blocked } : {}) };
+  if (!wantWorkspace && !wantHub)
+    return { current, inPlace: true, compliant: !blocked, ...(blocked ? { blocked } : {}) };
   const setting: DiagnosticSettingFacts = {
     name: DIAGNOSTIC_SETTING_NAME,
     ...(wantWorkspace ? { workspaceId: wantWorkspace, logAnalyticsDestinationType: 'Dedicated' } : {}),
@@ -271,7 +275,13 @@ export function planDiagnostics(
     (!wantHub ||
       (eq(mine.eventHubAuthorizationRuleId, wantHub.authorizationRuleId) &&
         eq(mine.eventHubName, wantHub.name)));
-  return { current, setting, compliant: mineOk && !blocked, ...(blocked ? { blocked } : {}) };
+  return {
+    current,
+    setting,
+    inPlace: mineOk,
+    compliant: mineOk && !blocked,
+    ...(blocked ? { blocked } : {}),
+  };
 }
 
 export function flowLogCompliant(f: FlowLogFacts, storageId: string, retentionDays: number): boolean {
@@ -627,7 +637,7 @@ async function jitFor(
       };
       groups.set(key, group);
     }
-    group.changes.set(vm.id.toLowerCase(), { id: vm.id, ports: mergePorts(currentRules, desiredRules) });
+    group.changes.set(vm.id.toLowerCase(), { id: vm.id, ports: desiredRules });
     group.entries.push({ entry, vmId: vm.id, desired: desiredRules });
   }
   if (!ctx.enforce) return;
@@ -694,7 +704,7 @@ async function diagnosticsFor(ctx: Ctx, d: DiagnosticsSettings, vaults: VaultFac
       });
       return;
     }
-    if (plan.blocked && !plan.setting) {
+    if (plan.blocked && plan.inPlace) {
       add(ctx, {
         resource: vault.id,
         item: 'diagnostics',
@@ -717,7 +727,7 @@ async function diagnosticsFor(ctx: Ctx, d: DiagnosticsSettings, vaults: VaultFac
       why: `AuditEvent does not reach ${missing.join(' and ')}: without it kvguard cannot name the callers of this vault${plan.blocked ? `; also ${plan.blocked}` : ''}`,
       action: plan.blocked ? 'blocked' : 'change',
     });
-    if (!ctx.enforce || !plan.setting) return;
+    if (!ctx.enforce || !plan.setting || plan.inPlace) return;
     const put = await arm.putDiagnosticSetting(vault.id, plan.setting);
     if (!put.ok) {
       settle(entry, { ok: false, why: describe(put.failure) });
@@ -725,16 +735,15 @@ async function diagnosticsFor(ctx: Ctx, d: DiagnosticsSettings, vaults: VaultFac
     }
     const reread = await arm.listDiagnosticSettings(vault.id);
     const again = reread.ok ? planDiagnostics(reread.value, d.workspaceResourceId, hub) : undefined;
-    const landed =
-      again !== undefined && (again.compliant || (plan.blocked !== undefined && again.setting === undefined));
     if (plan.blocked) {
-      // The sinks kvguard could add are added; the entry stays blocked on what it may not change.
-      if (!landed && again?.setting) entry.why += '; kvguard-audit did not take the missing sinks';
+      // kvguard-audit took the sinks kvguard may add; the entry stays blocked on what it may not change.
+      if (again?.inPlace) entry.applied = true;
+      else entry.why += '; kvguard-audit did not take the missing sinks';
       return;
     }
     settle(
       entry,
-      landed
+      again?.compliant
         ? { ok: true }
         : {
             ok: false,

@@ -779,7 +779,7 @@ function validateSetting(p: Record<string, unknown>): void {
     throw new ArmError(
       400,
       'BadRequest',
-      `'${String(type)}' is not a valid logAnalyticsDestinationType.`,
+      `${JSON.stringify(type)} is not a valid logAnalyticsDestinationType.`,
       {},
       true,
     );
@@ -984,7 +984,7 @@ const policyRoute: ArmRoute = (call) => {
         throw new ArmError(
           400,
           'InvalidPolicyParameters',
-          `The value '${String(effect)}' of the parameter 'effect' is not allowed; allowed values: ${definition.effects.join(', ')}.`,
+          `The value ${JSON.stringify(effect)} of the parameter 'effect' is not allowed; allowed values: ${definition.effects.join(', ')}.`,
         );
       }
       const record: PolicyAssignmentRecord = {
@@ -1142,7 +1142,10 @@ const networkRoute: ArmRoute = (call) => {
       const target = typeof p.targetResourceId === 'string' ? p.targetResourceId : '';
       const storage = typeof p.storageId === 'string' ? p.storageId : '';
       if (isNsgId(target)) {
-        const sameTarget = existing && same(String(existing.properties.targetResourceId ?? ''), target);
+        const sameTarget =
+          existing &&
+          typeof existing.properties.targetResourceId === 'string' &&
+          same(existing.properties.targetResourceId, target);
         if (!sameTarget) {
           throw new ArmError(
             400,

@@ -390,7 +390,7 @@ const securityRoute: ArmRoute = (call: ArmCall) => {
           throw new ArmError(
             400,
             'InvalidInputJson',
-            `Sub-plan '${String(p.subPlan)}' is not valid for the '${existing.name}' plan.`,
+            `Sub-plan ${JSON.stringify(p.subPlan)} is not valid for the '${existing.name}' plan.`,
           );
         }
         subPlan = p.subPlan;

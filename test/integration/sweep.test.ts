@@ -90,7 +90,9 @@ async function attackerDeletes(vault: string, keys: string[]): Promise<Map<strin
 function kvguardRequests(from: number): RequestLogEntry[] {
   return env.h.emulator.requests
     .filter((r) => r.seq > from)
-    .filter((r) => r.callerOid === env.identity.oid || (r.status === 401 && r.host.endsWith('.vault.azure.net')))
+    .filter(
+      (r) => r.callerOid === env.identity.oid || (r.status === 401 && r.host.endsWith('.vault.azure.net')),
+    )
     .filter((r) => r.host !== 'login.microsoftonline.com');
 }
 
@@ -143,7 +145,10 @@ describe('the sweep with no log at all', () => {
       (r) => r.method === 'POST' && r.path === '/deletedkeys/payments/recover' && r.status === 200,
     )!;
     const confirmed = calls.filter(
-      (r) => r.method === 'GET' && r.host === 'kv-sweep-one.vault.azure.net' && /^\/keys\/payments\/?$/.test(r.path),
+      (r) =>
+        r.method === 'GET' &&
+        r.host === 'kv-sweep-one.vault.azure.net' &&
+        /^\/keys\/payments\/?$/.test(r.path),
     );
     const readable = confirmed.find((r) => r.status === 200)!;
     expect(recover).toBeDefined();
@@ -157,7 +162,9 @@ describe('the sweep with no log at all', () => {
 
     // One deleted-keys list per vault in the inventory (its first contact answered by the challenge).
     const vaultHosts = (await rt.inventory.current()).vaults.filter((v) => !v.deleted).map((v) => v.host);
-    expect(vaultHosts).toEqual(expect.arrayContaining(['kv-sweep-one.vault.azure.net', 'kv-sweep-two.vault.azure.net']));
+    expect(vaultHosts).toEqual(
+      expect.arrayContaining(['kv-sweep-one.vault.azure.net', 'kv-sweep-two.vault.azure.net']),
+    );
     for (const host of vaultHosts) {
       const lists = calls.filter((r) => r.host === host && r.method === 'GET' && r.path === '/deletedkeys');
       expect(lists.filter((r) => r.status === 200)).toHaveLength(1);
@@ -169,7 +176,9 @@ describe('the sweep with no log at all', () => {
     expect(arm.filter((r) => r.method === 'GET' && r.path.endsWith('/vaults'))).toEqual([]);
     // Per recovery: the SDK's pre-read, the recover, the confirming read(s); no GET /deletedkeys/payments
     // (the list row was the observe read). Then purge protection: the vault's facts and the PATCH.
-    const keyCalls = calls.filter((r) => r.host === 'kv-sweep-one.vault.azure.net' && r.path !== '/deletedkeys');
+    const keyCalls = calls.filter(
+      (r) => r.host === 'kv-sweep-one.vault.azure.net' && r.path !== '/deletedkeys',
+    );
     expect(keyCalls.filter((r) => r.path === '/deletedkeys/payments')).toEqual([]);
     expect(keyCalls.map((r) => `${r.method} ${r.path.replace(/\/$/, '')} ${r.status}`)).toEqual([
       'GET /keys/payments 404',
@@ -180,9 +189,14 @@ describe('the sweep with no log at all', () => {
     expect(arm.filter((r) => r.method !== 'GET').map((r) => r.method)).toEqual(['PATCH']);
     // Nothing else but the alert: no workspace query, no Graph, no other host (tokens aside).
     const others = calls.filter(
-      (r) => !r.host.endsWith('.vault.azure.net') && r.host !== 'management.azure.com' && r.host !== 'identity-endpoint',
+      (r) =>
+        !r.host.endsWith('.vault.azure.net') &&
+        r.host !== 'management.azure.com' &&
+        r.host !== 'identity-endpoint',
     );
-    expect(others.map((r) => `${r.method} ${r.host}`)).toEqual(['POST kvguard-alerts.westeurope-1.eventgrid.azure.net']);
+    expect(others.map((r) => `${r.method} ${r.host}`)).toEqual([
+      'POST kvguard-alerts.westeurope-1.eventgrid.azure.net',
+    ]);
 
     const primary = alertsOnTopic().filter((a) => a.data.what?.keyName === 'payments');
     expect(primary).toHaveLength(1);
@@ -201,9 +215,12 @@ describe('the sweep with no log at all', () => {
     const second = await sweepDeletedKeys(rt, inv());
     const calls2 = kvguardRequests(from2);
     expect(second).toMatchObject({ deletedKeysSeen: 0, incidentsOpened: 0, attributed: 0, failures: [] });
-    expect(calls2.filter((r) => r.host.endsWith('.vault.azure.net')).map((r) => `${r.host} ${r.path}`).sort()).toEqual(
-      vaultHosts.map((h) => `${h} /deletedkeys`).sort(),
-    );
+    expect(
+      calls2
+        .filter((r) => r.host.endsWith('.vault.azure.net'))
+        .map((r) => `${r.host} ${r.path}`)
+        .sort(),
+    ).toEqual(vaultHosts.map((h) => `${h} /deletedkeys`).sort());
     expect(calls2.filter((r) => r.host === 'management.azure.com').map((r) => r.path)).toEqual([
       `/subscriptions/${env.h.emulator.subscriptionId}/providers/Microsoft.KeyVault/deletedVaults`,
     ]);
@@ -252,6 +269,13 @@ describe('the sweep with no log at all', () => {
       recoverCalls: 30,
       serviceCalls: serviceCalls(calls).length,
     };
+  });
+
+  it('finds the incidents written lately across vaults by the table Timestamp (TableLedger.listRecent on Azurite)', async () => {
+    const all = await rt.ledger.listRecent('key_', new Date(Date.now() - HOUR));
+    expect(new Set(all.map((e) => e.partition))).toEqual(new Set(['kv-sweep-one', 'kv-sweep-many']));
+    expect(all.every((e) => e.id.startsWith('key_'))).toBe(true);
+    expect(await rt.ledger.listRecent('key_', new Date(Date.now() + 60_000))).toEqual([]);
   });
 
   it('reports a vault it may not read (403) and still recovers the keys of the others', async () => {

@@ -17,31 +17,117 @@ export type Expr =
   | { kind: 'index'; target: Expr; index: Expr };
 
 /** ARM template functions (learn.microsoft.com/azure/azure-resource-manager/templates/template-functions). */
-export const ARM_FUNCTIONS = new Set(
-  [
-    // array and object
-    'array', 'concat', 'contains', 'createArray', 'createObject', 'empty', 'first', 'flatten', 'indexOf',
-    'intersection', 'items', 'join', 'json', 'last', 'lastIndexOf', 'length', 'max', 'min', 'null',
-    'objectKeys', 'range', 'shallowMerge', 'skip', 'take', 'tryGet', 'union',
-    // comparison and logic
-    'coalesce', 'equals', 'greater', 'greaterOrEquals', 'less', 'lessOrEquals', 'and', 'bool', 'false',
-    'if', 'not', 'or', 'true',
-    // deployment and resource
-    'deployment', 'environment', 'parameters', 'variables', 'extensionResourceId', 'list', 'listKeys',
-    'listSecrets', 'pickZones', 'providers', 'reference', 'references', 'resourceGroup', 'resourceId',
-    'subscription', 'subscriptionResourceId', 'managementGroup', 'managementGroupResourceId', 'tenant',
-    'tenantResourceId',
-    // numeric
-    'add', 'copyIndex', 'div', 'float', 'int', 'mod', 'mul', 'sub',
-    // string
-    'base64', 'base64ToJson', 'base64ToString', 'dataUri', 'dataUriToString', 'endsWith', 'format',
-    'guid', 'lastIndexOf', 'newGuid', 'padLeft', 'replace', 'split', 'startsWith', 'string', 'substring',
-    'toLower', 'toUpper', 'trim', 'uniqueString', 'uri', 'uriComponent', 'uriComponentToString', 'utcNow',
-    'dateTimeAdd', 'dateTimeFromEpoch', 'dateTimeToEpoch',
-    // lambda
-    'filter', 'groupBy', 'lambda', 'lambdaVariables', 'map', 'mapValues', 'reduce', 'sort', 'toObject',
-  ],
-);
+export const ARM_FUNCTIONS = new Set([
+  // array and object
+  'array',
+  'concat',
+  'contains',
+  'createArray',
+  'createObject',
+  'empty',
+  'first',
+  'flatten',
+  'indexOf',
+  'intersection',
+  'items',
+  'join',
+  'json',
+  'last',
+  'lastIndexOf',
+  'length',
+  'max',
+  'min',
+  'null',
+  'objectKeys',
+  'range',
+  'shallowMerge',
+  'skip',
+  'take',
+  'tryGet',
+  'union',
+  // comparison and logic
+  'coalesce',
+  'equals',
+  'greater',
+  'greaterOrEquals',
+  'less',
+  'lessOrEquals',
+  'and',
+  'bool',
+  'false',
+  'if',
+  'not',
+  'or',
+  'true',
+  // deployment and resource
+  'deployment',
+  'environment',
+  'parameters',
+  'variables',
+  'extensionResourceId',
+  'list',
+  'listKeys',
+  'listSecrets',
+  'pickZones',
+  'providers',
+  'reference',
+  'references',
+  'resourceGroup',
+  'resourceId',
+  'subscription',
+  'subscriptionResourceId',
+  'managementGroup',
+  'managementGroupResourceId',
+  'tenant',
+  'tenantResourceId',
+  // numeric
+  'add',
+  'copyIndex',
+  'div',
+  'float',
+  'int',
+  'mod',
+  'mul',
+  'sub',
+  // string
+  'base64',
+  'base64ToJson',
+  'base64ToString',
+  'dataUri',
+  'dataUriToString',
+  'endsWith',
+  'format',
+  'guid',
+  'lastIndexOf',
+  'newGuid',
+  'padLeft',
+  'replace',
+  'split',
+  'startsWith',
+  'string',
+  'substring',
+  'toLower',
+  'toUpper',
+  'trim',
+  'uniqueString',
+  'uri',
+  'uriComponent',
+  'uriComponentToString',
+  'utcNow',
+  'dateTimeAdd',
+  'dateTimeFromEpoch',
+  'dateTimeToEpoch',
+  // lambda
+  'filter',
+  'groupBy',
+  'lambda',
+  'lambdaVariables',
+  'map',
+  'mapValues',
+  'reduce',
+  'sort',
+  'toObject',
+]);
 
 // ---------------------------------------------------------------------------------------------
 // Parsing
@@ -108,7 +194,8 @@ export function parseExpression(text: string): Expr {
   const peek = (): Token | undefined => tokens[pos];
   const expectPunct = (v: string): void => {
     const tok = tokens[pos];
-    if (!tok || tok.t !== 'punct' || tok.v !== v) throw new Error(`expected '${v}' at token ${pos} in ${text}`);
+    if (!tok || tok.t !== 'punct' || tok.v !== v)
+      throw new Error(`expected '${v}' at token ${pos} in ${text}`);
     pos++;
   };
   const primary = (): Expr => {
@@ -193,6 +280,11 @@ function isObject(v: Json | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A JSON value as text: strings as they are, anything else as JSON. */
+export function text(v: Json | undefined): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined');
+}
+
 export function asObject(v: Json | undefined, what: string): JsonObject {
   if (!isObject(v)) throw new Error(`${what} is not an object`);
   return v;
@@ -226,7 +318,7 @@ export function scopesOf(label: string, template: JsonObject): TemplateScope[] {
         try {
           expr = parseExpression(value.slice(1, -1));
         } catch (error) {
-          throw new Error(`${label} ${path}: ${(error as Error).message}`);
+          throw new Error(`${label} ${path}: ${(error as Error).message}`, { cause: error });
         }
         scope.expressions.push({ path, text: value, expr });
       }
@@ -241,7 +333,8 @@ export function scopesOf(label: string, template: JsonObject): TemplateScope[] {
       visit(key, `${path}{key ${key}}`);
       if (key === 'copy') {
         const loops = Array.isArray(v) ? v : [v];
-        for (const loop of loops) if (isObject(loop) && typeof loop.name === 'string') scope.copyNames.add(loop.name);
+        for (const loop of loops)
+          if (isObject(loop) && typeof loop.name === 'string') scope.copyNames.add(loop.name);
       }
       visit(v, `${path}.${key}`);
     }
@@ -255,12 +348,12 @@ export function scopesOf(label: string, template: JsonObject): TemplateScope[] {
     resources.forEach((r, i) => {
       const resource = asObject(r, `${label} resources[${i}]`);
       scope.resources.push(resource);
-      const at = `.resources[${i}](${String(resource.name)})`;
+      const at = `.resources[${i}](${text(resource.name)})`;
       if (isInnerDeployment(resource)) {
         const props = resource.properties as JsonObject;
         const { template: inner, ...rest } = props;
         visit({ ...resource, properties: rest }, at);
-        nested.push(...scopesOf(`${label} > ${String(resource.name)}`, inner as JsonObject));
+        nested.push(...scopesOf(`${label} > ${text(resource.name)}`, inner as JsonObject));
       } else {
         visit(resource, at);
       }
@@ -402,7 +495,7 @@ export function evaluate(e: Expr, ctx: EvalContext): Json {
       const offset = typeof args[1] === 'number' ? args[1] : typeof loop === 'number' ? loop : 0;
       const indexes = Object.values(ctx.copyIndex ?? {});
       const i = typeof loop === 'string' ? ctx.copyIndex?.[loop] : indexes[indexes.length - 1];
-      if (i === undefined) throw new Error(`copyIndex(${String(loop)}) outside its loop`);
+      if (i === undefined) throw new Error(`copyIndex(${text(loop)}) outside its loop`);
       return i + offset;
     }
     case 'format':
@@ -453,7 +546,10 @@ export function evaluate(e: Expr, ctx: EvalContext): Json {
       return out;
     }
     case 'union': {
-      if (args.every(Array.isArray)) return [...new Set((args as Json[][]).flat().map((v) => JSON.stringify(v)))].map((v) => JSON.parse(v) as Json);
+      if (args.every(Array.isArray))
+        return [...new Set((args as Json[][]).flat().map((v) => JSON.stringify(v)))].map(
+          (v) => JSON.parse(v) as Json,
+        );
       const out: JsonObject = {};
       for (const a of args) {
         if (!isObject(a)) throw new Error('union of a non-object');

@@ -26,6 +26,7 @@ import {
   scopesOf,
   type Json,
   type JsonObject,
+  text,
   type TemplateScope,
 } from './arm-template';
 
@@ -33,7 +34,8 @@ const ROOT = resolve(__dirname, '../..');
 const INFRA = join(ROOT, 'infra');
 const TEMPLATE_FILES = ['main.json', 'subscription.json', 'eventgrid-subscriptions.json', 'vault.json'];
 const RG_SCHEMA = 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#';
-const SUB_SCHEMA = 'https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#';
+const SUB_SCHEMA =
+  'https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#';
 
 /**
  * App settings main.json writes that are not kvguard settings: identity-based host storage and
@@ -166,7 +168,7 @@ describe('infra/: every template', () => {
       const params = Object.keys(asObject(s.template.parameters ?? {}, 'parameters'));
       const variablesSection = asObject(s.template.variables ?? {}, 'variables');
       const variableCopies = Array.isArray(variablesSection.copy)
-        ? variablesSection.copy.map((c) => String(asObject(c, 'copy').name))
+        ? variablesSection.copy.map((c) => text(asObject(c, 'copy').name))
         : [];
       const variables = [...Object.keys(variablesSection).filter((k) => k !== 'copy'), ...variableCopies];
       const problems: string[] = [];
@@ -202,7 +204,7 @@ describe('infra/: every template', () => {
   it.each(scopes.map((s) => [s.label, s] as const))(
     '%s: every resourceId()/reference()/list*() target is declared here or documented as external',
     (_label, s) => {
-      const declared = new Set(s.resources.map((r) => String(r.type).toLowerCase()));
+      const declared = new Set(s.resources.map((r) => text(r.type).toLowerCase()));
       const metadata = asObject(s.template.metadata ?? {}, 'metadata');
       const external = new Set(
         Object.keys(asObject(metadata.externalResourceTypes ?? {}, 'externalResourceTypes')).map((t) =>
@@ -225,7 +227,9 @@ describe('infra/: every template', () => {
             const target = c.args[0];
             const ok =
               target?.kind === 'call' &&
-              /^(resourceId|subscriptionResourceId|extensionResourceId|parameters|variables)$/.test(target.name);
+              /^(resourceId|subscriptionResourceId|extensionResourceId|parameters|variables)$/.test(
+                target.name,
+              );
             if (!ok) problems.push(`${path}: ${c.name}() of something that is not a resource id`);
           }
         }
@@ -235,7 +239,8 @@ describe('infra/: every template', () => {
         const parent = type.split('/').slice(0, -1).join('/');
         if (parent.split('/').length < 2) continue;
         if (external.has(parent)) usedExternal.add(parent);
-        else if (!declared.has(parent)) problems.push(`${type}: parent ${parent} is neither declared nor external`);
+        else if (!declared.has(parent))
+          problems.push(`${type}: parent ${parent} is neither declared nor external`);
       }
       for (const t of external) if (!usedExternal.has(t)) problems.push(`external type ${t} is never used`);
       expect(problems).toEqual([]);
@@ -245,18 +250,26 @@ describe('infra/: every template', () => {
   it.each(scopes.map((s) => [s.label, s] as const))(
     '%s: every dependsOn names a resource or copy loop of the same scope',
     (_label, s) => {
-      const declaredTypes = new Set(s.resources.map((r) => String(r.type).toLowerCase()));
+      const declaredTypes = new Set(s.resources.map((r) => text(r.type).toLowerCase()));
       const problems: string[] = [];
       for (const r of s.resources) {
         for (const d of (r.dependsOn as Json[] | undefined) ?? []) {
-          if (typeof d !== 'string') problems.push(`${String(r.name)}: dependsOn entry is not a string`);
+          if (typeof d !== 'string') problems.push(`${text(r.name)}: dependsOn entry is not a string`);
           else if (d.startsWith('[')) {
             const e = s.expressions.find((x) => x.text === d)?.expr;
             const type = e?.kind === 'call' ? resourceTypeOf(e)?.toLowerCase() : undefined;
             if (!(e?.kind === 'call' && /resourceId$/i.test(e.name) && type && declaredTypes.has(type)))
-              problems.push(`${String(r.name)}: dependsOn ${d} is not a declared resource`);
+              problems.push(`${text(r.name)}: dependsOn ${d} is not a declared resource`);
+            // An extension resource deployed with `scope` has its id under that scope.
+            const scoped = s.resources.filter(
+              (x) => text(x.type).toLowerCase() === type && x.scope !== undefined,
+            );
+            if (e?.kind === 'call' && scoped.length > 0 && e.name !== 'extensionResourceId')
+              problems.push(
+                `${text(r.name)}: dependsOn ${d} names a scoped ${type} without extensionResourceId()`,
+              );
           } else if (!s.copyNames.has(d) && !s.resources.some((x) => x.name === d)) {
-            problems.push(`${String(r.name)}: dependsOn '${d}' is not a copy loop or resource name`);
+            problems.push(`${text(r.name)}: dependsOn '${d}' is not a copy loop or resource name`);
           }
         }
       }
@@ -283,7 +296,7 @@ describe('infra/: every template', () => {
   it.each(TEMPLATE_FILES)('%s: every resource has a type, an apiVersion and a name', (file) => {
     for (const r of resourcesOf(file)) {
       expect(typeof r.type).toBe('string');
-      expect(String(r.apiVersion)).toMatch(/^\d{4}-\d{2}-\d{2}(-preview)?$/);
+      expect(text(r.apiVersion)).toMatch(/^\d{4}-\d{2}-\d{2}(-preview)?$/);
       expect(typeof r.name).toBe('string');
     }
   });
@@ -329,7 +342,7 @@ function appSettingsParameters(overrides: Record<string, Json> = {}): Record<str
     if (name in overrides) values[name] = overrides[name]!;
     else if (name in COMPUTED) values[name] = COMPUTED[name]!;
     else {
-      const m = /^\[parameters\('(\w+)'\)\]$/.exec(String(asObject(v, name).value));
+      const m = /^\[parameters\('(\w+)'\)\]$/.exec(text(asObject(v, name).value));
       const outer = m ? asObject(outerParams[m[1]!], m[1]!).defaultValue : undefined;
       if (outer === undefined || (typeof outer === 'string' && outer.startsWith('[')))
         throw new Error(`no sample value for the app-settings parameter ${name}: add it to COMPUTED`);
@@ -416,13 +429,13 @@ describe('main.json: the Function App on Flex Consumption', () => {
     expect(settings.AzureWebJobsStorage__clientId).toBe(COMPUTED.identityClientId);
     expect(settings.AzureWebJobsStorage__accountName).toBe(COMPUTED.storageAccountName);
     expect(settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING).toBe(
-      `ClientId=${String(COMPUTED.identityClientId)};Authorization=AAD`,
+      `ClientId=${text(COMPUTED.identityClientId)};Authorization=AAD`,
     );
     expect(settings).not.toHaveProperty('AzureWebJobsStorage');
   });
 
   it('creates the ledger table and the deployment, poison and dead-letter containers', () => {
-    const names = resourcesOf('main.json').map((r) => String(r.name));
+    const names = resourcesOf('main.json').map((r) => text(r.name));
     expect(names).toEqual(
       expect.arrayContaining([
         "[format('{0}/default/{1}', variables('storageAccountName'), parameters('ledgerTableName'))]",
@@ -452,7 +465,9 @@ describe('main.json: the Function App on Flex Consumption', () => {
       'KVGUARD_WEBHOOK_URL',
       'KVGUARD_WEBHOOK_SECRET',
     ]) {
-      expect(settings[name]).toMatch(/^@Microsoft\.KeyVault\(SecretUri=https:\/\/kv-ops\.vault\.azure\.net\/secrets\/[a-z-]+\)$/);
+      expect(settings[name]).toMatch(
+        /^@Microsoft\.KeyVault\(SecretUri=https:\/\/kv-ops\.vault\.azure\.net\/secrets\/[a-z-]+\)$/,
+      );
     }
   });
 
@@ -466,8 +481,8 @@ describe('main.json: the Function App on Flex Consumption', () => {
       managedIdentityClientId: COMPUTED.identityClientId,
       subscriptions: COMPUTED.subscriptionsInScope,
       storage: {
-        tableEndpoint: `https://${String(COMPUTED.storageAccountName)}.table.core.windows.net/`,
-        blobEndpoint: `https://${String(COMPUTED.storageAccountName)}.blob.core.windows.net/`,
+        tableEndpoint: `https://${text(COMPUTED.storageAccountName)}.table.core.windows.net/`,
+        blobEndpoint: `https://${text(COMPUTED.storageAccountName)}.blob.core.windows.net/`,
         ledgerTable: 'kvguardledger',
         poisonContainer: 'kvguard-poison',
       },
@@ -500,7 +515,9 @@ describe('main.json: the Function App on Flex Consumption', () => {
     const group = resourcesOf('main.json', 'Microsoft.EventHub/namespaces/eventhubs/consumergroups')[0]!;
     expect(group.name).toContain("variables('auditConsumerGroup')");
     expect(asObject(main.variables, 'variables').auditConsumerGroup).toBe('kvguard');
-    expect(readFileSync(join(ROOT, 'functions/auditLogForwarder.ts'), 'utf8')).toContain("consumerGroup: 'kvguard'");
+    expect(readFileSync(join(ROOT, 'functions/auditLogForwarder.ts'), 'utf8')).toContain(
+      "consumerGroup: 'kvguard'",
+    );
     const rule = resourcesOf('main.json', 'Microsoft.EventHub/namespaces/authorizationRules')[0]!;
     expect(asObject(rule.properties, 'rule').rights).toEqual(['Listen', 'Send', 'Manage']);
     for (const type of [
@@ -509,7 +526,9 @@ describe('main.json: the Function App on Flex Consumption', () => {
       'Microsoft.EventHub/namespaces/eventhubs/consumergroups',
       'Microsoft.EventHub/namespaces/authorizationRules',
     ]) {
-      expect(asObject(resourcesOf('main.json', type)[0]!.copy, 'copy').count).toBe("[length(parameters('regions'))]");
+      expect(asObject(resourcesOf('main.json', type)[0]!.copy, 'copy').count).toBe(
+        "[length(parameters('regions'))]",
+      );
     }
   });
 
@@ -529,7 +548,7 @@ describe('main.json: the Function App on Flex Consumption', () => {
 
   it('turns on App Service Authentication only with a replay role, letting unauthenticated requests through', () => {
     const auth = resourcesOf('main.json', 'Microsoft.Web/sites/config').find((r) =>
-      String(r.name).includes('authsettingsV2'),
+      text(r.name).includes('authsettingsV2'),
     )!;
     expect(auth.condition).toBe("[not(empty(parameters('replayRole')))]");
     expect(asObject(auth.properties, 'auth').globalValidation).toEqual({
@@ -563,18 +582,26 @@ describe('local.settings.sample.json and lib/config.ts', () => {
   it('list the same settings (plus what only a local func start needs)', () => {
     const names = Object.keys(sample.Values);
     expect(names.filter((n) => !LOCAL_ONLY_SETTINGS.includes(n)).sort()).toEqual([...SETTING_NAMES].sort());
-    expect(names.filter((n) => LOCAL_ONLY_SETTINGS.includes(n)).sort()).toEqual([...LOCAL_ONLY_SETTINGS].sort());
+    expect(names.filter((n) => LOCAL_ONLY_SETTINGS.includes(n)).sort()).toEqual(
+      [...LOCAL_ONLY_SETTINGS].sort(),
+    );
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 
 /** Every roleDefinitions resource of every template, with its file. */
-function roleDefinitions(): Array<{ file: string; key: string; actions: string[]; dataActions: string[]; resource: JsonObject }> {
+function roleDefinitions(): Array<{
+  file: string;
+  key: string;
+  actions: string[];
+  dataActions: string[];
+  resource: JsonObject;
+}> {
   return TEMPLATE_FILES.flatMap((file) =>
     resourcesOf(file, 'Microsoft.Authorization/roleDefinitions').map((resource) => {
       const props = asObject(resource.properties, 'properties');
-      const key = /(kvguard-[a-z-]+)/.exec(String(props.roleName))?.[1] ?? '';
+      const key = /(kvguard-[a-z-]+)/.exec(text(props.roleName))?.[1] ?? '';
       const permissions = props.permissions as JsonObject[];
       expect(permissions).toHaveLength(1);
       const p = permissions[0]!;
@@ -637,9 +664,11 @@ describe('roles: exactly what infra/roles.json lists, each action with its reaso
     const named = readdirSync(dir)
       .filter((f) => f.endsWith('.ts'))
       .flatMap((f) =>
-        [...readFileSync(join(dir, f), 'utf8').matchAll(/Microsoft\.[A-Za-z]+\/[A-Za-z0-9/]+\/(?:read|write|action)\b/g)].map(
-          (m) => `${f}: ${m[0]}`,
-        ),
+        [
+          ...readFileSync(join(dir, f), 'utf8').matchAll(
+            /Microsoft\.[A-Za-z]+\/[A-Za-z0-9/]+\/(?:read|write|action)\b/g,
+          ),
+        ].map((m) => `${f}: ${m[0]}`),
       );
     expect(named.length).toBeGreaterThan(5);
     expect(named.filter((n) => !granted.has(n.split(': ')[1]!.toLowerCase()))).toEqual([]);
@@ -666,14 +695,15 @@ describe('roles: exactly what infra/roles.json lists, each action with its reaso
     const used = TEMPLATE_FILES.flatMap((f) => builtInRoleIds(f));
     expect([...new Set(used)].sort()).toEqual([...documented].sort());
     for (const id of [OWNER, CONTRIBUTOR, ...Object.keys(roles.forbiddenRoleIds)]) {
-      for (const f of TEMPLATE_FILES) expect({ f, has: read(f).toLowerCase().includes(id) }).toEqual({ f, has: false });
+      for (const f of TEMPLATE_FILES)
+        expect({ f, has: read(f).toLowerCase().includes(id) }).toEqual({ f, has: false });
     }
   });
 
   it('every role assignment goes to kvguard (a service principal) with a deterministic name', () => {
     for (const file of TEMPLATE_FILES) {
       for (const a of resourcesOf(file, 'Microsoft.Authorization/roleAssignments')) {
-        expect(String(a.name)).toMatch(/^\[guid\(/);
+        expect(text(a.name)).toMatch(/^\[guid\(/);
         expect(asObject(a.properties, 'assignment').principalType).toBe('ServicePrincipal');
       }
     }
@@ -695,7 +725,7 @@ describe('subscription.json', () => {
   it('assigns the posture roles by mode, the vault role always, the key role only when asked for the whole subscription', () => {
     const conditions = Object.fromEntries(
       resourcesOf('subscription.json', 'Microsoft.Authorization/roleAssignments').map((a) => [
-        /kvguard-[a-z-]+/.exec(String(a.name))![0],
+        /kvguard-[a-z-]+/.exec(text(a.name))![0],
         a.condition ?? true,
       ]),
     );
@@ -716,8 +746,10 @@ describe('vault.json', () => {
     expect(setting.name).toBe('kvguard-audit');
     const props = evaluateValue(setting.properties!, {
       parameters: {
-        workspaceResourceId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w',
-        eventHubAuthorizationRuleId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventHub/namespaces/n/authorizationRules/kvguard-diagnostics',
+        workspaceResourceId:
+          '/subscriptions/s/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w',
+        eventHubAuthorizationRuleId:
+          '/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventHub/namespaces/n/authorizationRules/kvguard-diagnostics',
         eventHubName: 'kvguard-audit',
       },
       variables: asObject(t.variables, 'variables'),
@@ -750,7 +782,10 @@ describe('vault.json', () => {
     const topic = resourcesOf('vault.json', 'Microsoft.EventGrid/systemTopics')[0]!;
     expect(asObject(topic.properties, 'topic').topicType).toBe('Microsoft.KeyVault.vaults');
     expect(topic.condition).toBe("[parameters('createSystemTopic')]");
-    const sub = asObject(resourcesOf('vault.json', 'Microsoft.EventGrid/systemTopics/eventSubscriptions')[0]!.properties, 'sub');
+    const sub = asObject(
+      resourcesOf('vault.json', 'Microsoft.EventGrid/systemTopics/eventSubscriptions')[0]!.properties,
+      'sub',
+    );
     expect(sub.filter).toEqual({ includedEventTypes: ['Microsoft.KeyVault.VaultAccessPolicyChanged'] });
     const destination = asObject(sub.destination, 'destination');
     expect(destination.endpointType).toBe('AzureFunction');
@@ -789,7 +824,10 @@ describe('eventgrid-subscriptions.json', () => {
   it("routes each subscription's vault deletes and writes, filtered on data.operationName", () => {
     const [vaultEvents] = subscriptionsOf('Microsoft.EventGrid/systemTopics/eventSubscriptions');
     expect(vaultEvents!.filter).toEqual({
-      includedEventTypes: ['Microsoft.Resources.ResourceDeleteSuccess', 'Microsoft.Resources.ResourceWriteSuccess'],
+      includedEventTypes: [
+        'Microsoft.Resources.ResourceDeleteSuccess',
+        'Microsoft.Resources.ResourceWriteSuccess',
+      ],
       advancedFilters: [
         {
           operatorType: 'StringIn',
@@ -805,18 +843,25 @@ describe('eventgrid-subscriptions.json', () => {
     'rule',
   );
   const condition = asObject((asObject(rule.criteria, 'criteria').allOf as Json[])[0], 'condition');
-  const dimensions = (condition.dimensions as JsonObject[]).map((d) => String(d.name));
+  const dimensions = (condition.dimensions as JsonObject[]).map((d) => text(d.name));
 
   it("runs kvguard's own AZKVAuditLogs query, with the time as a string so that it can be a dimension", () => {
-    expect(condition.query).toBe(`${KEY_DELETION_ALERT_QUERY}\n| extend TimeGenerated = tostring(TimeGenerated)`);
-    expect(rule.scopes).toEqual(["[resourceId('Microsoft.OperationalInsights/workspaces', parameters('workspaceName'))]"]);
+    expect(condition.query).toBe(
+      `${KEY_DELETION_ALERT_QUERY}\n| extend TimeGenerated = tostring(TimeGenerated)`,
+    );
+    expect(rule.scopes).toEqual([
+      "[resourceId('Microsoft.OperationalInsights/workspaces', parameters('workspaceName'))]",
+    ]);
     expect(condition).not.toHaveProperty('resourceIdColumn');
   });
 
   it('splits by at most six projected columns, the key and TimeGenerated among them', () => {
     expect(dimensions.length).toBeLessThanOrEqual(6);
     expect(dimensions).toEqual(expect.arrayContaining(['Id', 'TimeGenerated', 'CallerObjectId']));
-    const projected = /\| project (.+)/.exec(KEY_DELETION_ALERT_QUERY)![1]!.split(',').map((c) => c.trim());
+    const projected = /\| project (.+)/
+      .exec(KEY_DELETION_ALERT_QUERY)![1]!
+      .split(',')
+      .map((c) => c.trim());
     expect(dimensions.filter((d) => !projected.includes(d))).toEqual([]);
   });
 
@@ -854,7 +899,12 @@ describe('eventgrid-subscriptions.json', () => {
       vaultName: 'kv-payments',
       keyName: 'card-key',
       signalTime: '2026-03-01T10:15:30.123Z',
-      caller: { oid: values.CallerObjectId, upn: values.CallerUpn, appId: values.CallerAppId, ipAddress: values.CallerIpAddress },
+      caller: {
+        oid: values.CallerObjectId,
+        upn: values.CallerUpn,
+        appId: values.CallerAppId,
+        ipAddress: values.CallerIpAddress,
+      },
     });
   });
 
@@ -867,7 +917,9 @@ describe('eventgrid-subscriptions.json', () => {
       "listKeys(resourceId('Microsoft.Web/sites/functions', parameters('functionAppName'), 'monitorAlert'), '2024-04-01').default",
     );
     expect(rule.actions).toEqual({
-      actionGroups: ["[resourceId('Microsoft.Insights/actionGroups', variables('monitorAlertActionGroupName'))]"],
+      actionGroups: [
+        "[resourceId('Microsoft.Insights/actionGroups', variables('monitorAlertActionGroupName'))]",
+      ],
     });
     expect(readFileSync(join(ROOT, 'functions/monitorAlert.ts'), 'utf8')).toMatch(
       /app\.http\('monitorAlert', \{[^}]*authLevel: 'function'/,

@@ -5,7 +5,13 @@
 import { DEFAULT_SWEEP_SCHEDULE } from '../../lib/config';
 import type { AlertContent } from '../../lib/core/model';
 import { Pipeline } from '../../lib/pipeline';
-import type { CallFailure, DeletedKeyState, KeyObservation, KeyVaultData, RecoverOutcome } from '../../lib/ports';
+import type {
+  CallFailure,
+  DeletedKeyState,
+  KeyObservation,
+  KeyVaultData,
+  RecoverOutcome,
+} from '../../lib/ports';
 import { sweepDeletedKeys, type SweepMark, type SweepReport, type SweepRuntime } from '../../lib/sweep';
 import {
   failures,
@@ -25,7 +31,10 @@ const MALLORY = {
   ipAddress: '203.0.113.47',
   userAgent: 'azsdk-python-keyvault-keys/4.9.0',
 };
-const ROTATION_APP = { oid: '2c9d8e7f-6a5b-4c3d-9e1f-0a9b8c7d6e5f', appId: 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d' };
+const ROTATION_APP = {
+  oid: '2c9d8e7f-6a5b-4c3d-9e1f-0a9b8c7d6e5f',
+  appId: 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d',
+};
 
 /** A KeyVaultData over the fake that answers 403 for the vault hosts given, and counts calls in flight. */
 class GatedKeyVault implements KeyVaultData {
@@ -121,7 +130,10 @@ function sweeper(
 }
 
 function contentOf(tp: TestPipeline, kind: 'primary' | 'attribution' | 'operational') {
-  return tp.sink('teams').ofKind(kind).map((m) => ({ ...m, content: m.data as unknown as AlertContent }));
+  return tp
+    .sink('teams')
+    .ofKind(kind)
+    .map((m) => ({ ...m, content: m.data as unknown as AlertContent }));
 }
 
 describe('sweepDeletedKeys', () => {
@@ -209,8 +221,12 @@ describe('sweepDeletedKeys', () => {
   it('leaves a key with an unexpired sanction tag deleted, and recovers it with a critical alert when the caller is not allow-listed', async () => {
     const s = sweeper();
     const { tp } = s;
-    tp.keyVault.setTags(PAYMENTS_HOST, 'rotation-temp-01', { 'kvguard-sanctioned-delete': '2026-03-14T12:00:00Z' });
-    tp.keyVault.setTags(PAYMENTS_HOST, 'cmk-invoices', { 'kvguard-sanctioned-delete': '2026-03-14T09:00:00Z' });
+    tp.keyVault.setTags(PAYMENTS_HOST, 'rotation-temp-01', {
+      'kvguard-sanctioned-delete': '2026-03-14T12:00:00Z',
+    });
+    tp.keyVault.setTags(PAYMENTS_HOST, 'cmk-invoices', {
+      'kvguard-sanctioned-delete': '2026-03-14T09:00:00Z',
+    });
     const deletedOn = tp.keyVault.deleteKey(PAYMENTS_HOST, 'rotation-temp-01');
     tp.keyVault.deleteKey(PAYMENTS_HOST, 'cmk-invoices');
     tp.clock.advance(4_000);
@@ -332,9 +348,13 @@ describe('sweepDeletedKeys', () => {
     expect(alert.decision.reason).toContain(`deleted at ${deletedOn.toISOString()}`);
     expect(alert.decision.reason).toContain('does not recover it');
     expect(alert.actions).toEqual([]);
-    expect(alert.humanActions[0]).toContain('az keyvault key recover --vault-name contoso-payments --name cmk-invoices');
+    expect(alert.humanActions[0]).toContain(
+      'az keyvault key recover --vault-name contoso-payments --name cmk-invoices',
+    );
     expect(tp.sink('alerts-topic').ofKind('primary')).toHaveLength(1);
-    expect(tp.incidents()).toEqual([expect.objectContaining({ state: 'closed', reportOnly: expect.anything() })]);
+    expect(tp.incidents()).toEqual([
+      expect.objectContaining({ state: 'closed', reportOnly: expect.anything() }),
+    ]);
     expect(first).toMatchObject({ incidentsOpened: 1, reportedLate: 1, recovered: 0 });
     expect(second).toMatchObject({ deletedKeysSeen: 1, incidentsOpened: 0, reportedLate: 0 });
     // Found late means no attribution is awaited either: nobody queries the workspace about it.
@@ -417,6 +437,23 @@ describe('sweepDeletedKeys', () => {
     tp.clock.advance(30_000);
     await s.run();
     expect(tp.vaults.calls.filter((c) => c.op === 'recoverVault')).toHaveLength(1);
+  });
+
+  it('reports a vault deleted before the look-back once, and does not recover it', async () => {
+    const s = sweeper();
+    const { tp } = s;
+    await tp.inventory.refresh();
+    tp.vaults.deleteVault(PAYMENTS, { at: new Date(tp.clock.now().getTime() - 3 * 3600_000) });
+    const first = await s.run();
+    tp.clock.advance(30_000);
+    await s.run();
+    expect(tp.vaults.deletedVault(PAYMENTS)).toBeDefined();
+    expect(tp.vaults.writes).toEqual([]);
+    expect(first).toMatchObject({ deletedVaultsSeen: 1, reportedLate: 1, recovered: 0 });
+    const primary = contentOf(tp, 'primary');
+    expect(primary).toHaveLength(1);
+    expect(primary[0]!.content.title).toBe('Vault contoso-payments deleted: found late, not recovered');
+    expect(primary[0]!.content.humanActions[0]).toContain('az keyvault recover --name contoso-payments');
   });
 
   it('leaves excluded vaults alone: no listing, no incident', async () => {
