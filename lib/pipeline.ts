@@ -27,6 +27,7 @@ import type { Inventory, InventoryVault } from './inventory';
 import type {
   AlertMessage,
   AlertSink,
+  ArmResult,
   AuditLogQuery,
   CallFailure,
   Clock,
@@ -156,6 +157,8 @@ function leaseMs(deps: PipelineDeps): number {
 }
 
 const VAULT_FACTS_TTL_MS = 60_000;
+const PRINCIPAL_TTL_MS = 10 * 60_000;
+const MAX_CACHED_PRINCIPALS = 1000;
 
 /**
  * How long after a deletion a key that is neither deleted nor active is taken for one whose delete
@@ -166,6 +169,13 @@ const DELETION_SETTLE_MS = 60_000;
 export class Pipeline {
   /** Vault facts per resource id, fetched once per vault for a while (a flood hits a few vaults). */
   private readonly vaultFacts = new Map<string, { at: number; facts: Promise<VaultFacts | undefined> }>();
+  /** Principals' names and types per object id (see `principal`). */
+  private readonly principals = new Map<
+    string,
+    { at: number; value: Promise<{ displayName: string; type: string } | undefined> }
+  >();
+  /** Purge-protection writes in flight per vault: concurrent incidents of one vault share one. */
+  private readonly protecting = new Map<string, Promise<ArmResult<VaultFacts>>>();
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -732,13 +742,16 @@ export class Pipeline {
   ): Promise<TriggerOutcome> {
     let record = entry.value;
     if (!record.decision || !record.results) {
-      const caller = await this.enrich(record.trigger, record.caller, ctx);
+      const identified = await this.identify(record.trigger, record.caller, ctx);
+      // The principal's name only makes the alert readable (the decision goes by ids): it is looked
+      // up while kvguard acts, not before.
+      const described = this.describe(identified, ctx);
       const vaultState = observedVault ?? (await this.observedVault(vault));
       const decided = decide({
         trigger: record.trigger,
         now: this.deps.clock.now(),
         policy: this.deps.policy,
-        caller,
+        caller: identified,
         key: record.observedKey,
         vault: vaultState,
         vaultBefore,
@@ -755,6 +768,7 @@ export class Pipeline {
         record.earlierResults,
         await this.act(record.trigger, decision, vault, ctx),
       );
+      const caller = await described;
       ctx.log.info({ results: results.map((r) => `${r.action}:${r.status}`) }, 'acted');
       record = { ...record, caller, decision, results, earlierResults: undefined, state: 'acted' };
       entry = await this.save(entry, record);
@@ -910,7 +924,17 @@ export class Pipeline {
 
   // ---------------------------------------------------------------- steps
 
+  /** The caller (`identify`) with the principal's name and type (`describe`). */
   private async enrich(
+    trigger: VaultTrigger,
+    known: Caller | undefined,
+    ctx: Ctx,
+  ): Promise<Caller | undefined> {
+    return this.describe(await this.identify(trigger, known, ctx), ctx);
+  }
+
+  /** The caller from the signal and the ledger, else from kvguard's own query of the workspace. */
+  private async identify(
     trigger: VaultTrigger,
     known: Caller | undefined,
     ctx: Ctx,
@@ -945,16 +969,40 @@ export class Pipeline {
         ctx.log.warn({ err: toSafeError(error).message }, 'workspace query failed; the caller stays unknown');
       }
     }
-    if (caller?.oid && !caller.displayName && this.deps.directory) {
-      try {
-        const described = await this.deps.directory.describe(caller.oid);
-        if (described)
-          caller = { ...caller, displayName: described.displayName, principalType: described.type };
-      } catch (error) {
-        ctx.log.warn({ err: toSafeError(error).message }, 'directory lookup failed');
-      }
-    }
     return caller;
+  }
+
+  /** The principal's name and type from the directory (never fails: without it, the caller stays as is). */
+  private async describe(caller: Caller | undefined, ctx: Ctx): Promise<Caller | undefined> {
+    if (!caller?.oid || caller.displayName || !this.deps.directory) return caller;
+    try {
+      const described = await this.principal(caller.oid);
+      return described
+        ? { ...caller, displayName: described.displayName, principalType: described.type }
+        : caller;
+    } catch (error) {
+      ctx.log.warn({ err: toSafeError(error).message }, 'directory lookup failed');
+      return caller;
+    }
+  }
+
+  /** A principal's description, looked up once per principal for a while (a flood has one attacker). */
+  private principal(oid: string): Promise<{ displayName: string; type: string } | undefined> {
+    const id = oid.toLowerCase();
+    const now = this.deps.clock.now().getTime();
+    const cached = this.principals.get(id);
+    if (cached && now - cached.at < PRINCIPAL_TTL_MS) return cached.value;
+    if (this.principals.size >= MAX_CACHED_PRINCIPALS) this.principals.clear();
+    const value = this.deps.directory!.describe(id);
+    this.principals.set(id, { at: now, value });
+    // Only what was found is kept: a failure or an unknown principal is asked again next time.
+    value.then(
+      (d) => {
+        if (d === undefined) this.principals.delete(id);
+      },
+      () => this.principals.delete(id),
+    );
+    return value;
   }
 
   private observedVault(vault: InventoryVault): Promise<ObservedVault | undefined> {
@@ -964,6 +1012,9 @@ export class Pipeline {
         purgeProtectionEnabled: vault.deletedFacts?.purgeProtectionEnabled,
       });
     }
+    // Purge protection cannot be turned off: when the inventory saw it on, it is on, and a key
+    // deletion needs no fresh read of the vault (a sweep of many vaults saves one call per vault).
+    if (vault.facts?.enablePurgeProtection) return Promise.resolve(toObservedVault(vault.facts));
     return this.facts(vault.resourceId).then((f) => (f ? toObservedVault(f) : undefined));
   }
 
@@ -1019,7 +1070,7 @@ export class Pipeline {
       if (current?.enablePurgeProtection) {
         results.push({ action: 'enable-purge-protection', status: 'already-done' });
       } else {
-        const r = await this.deps.vaults.enablePurgeProtection(vault.resourceId);
+        const r = await this.enablePurgeProtection(vault.resourceId);
         results.push(
           r.ok
             ? { action: 'enable-purge-protection', status: 'succeeded' }
@@ -1036,6 +1087,17 @@ export class Pipeline {
     }
     void ctx;
     return results;
+  }
+
+  /** One purge-protection write per vault at a time: concurrent incidents of the vault share it. */
+  private enablePurgeProtection(resourceId: string): Promise<ArmResult<VaultFacts>> {
+    const id = resourceId.toLowerCase();
+    let write = this.protecting.get(id);
+    if (!write) {
+      write = this.deps.vaults.enablePurgeProtection(resourceId).finally(() => this.protecting.delete(id));
+      this.protecting.set(id, write);
+    }
+    return write;
   }
 
   private async findDeletedVault(vault: InventoryVault) {

@@ -6,8 +6,11 @@
  *   POST /deletedkeys/{name}/recover: 200 accepted; 404 nothing to recover (purged, or active
  *   again); 409 a recovery is already in flight (someone else's: wait for it); 403 not permitted.
  *   Then GET /keys/{name}/ until 200; 404 = still recovering (the service is eventually consistent).
- * The SDK polls every 2 s by default; kvguard polls on its own schedule, starting in tens of
- * milliseconds and backing off, because the completion lag is typically far below a second.
+ * The SDK polls every 2 s by default, and its poller reads the key once more straight after the
+ * recover call, when it can only answer 404. kvguard stops the poller once the recover call is
+ * accepted and reads on its own schedule: the first read when earlier recoveries found their key
+ * readable (`CompletionLag`), else after `pollMs`, then backing off. A recovery thus costs the
+ * pre-read, the recover call and, once the lag is learned, one confirming read.
  */
 import type { TokenCredential } from '@azure/identity';
 import { KeyClient, type DeletedKey } from '@azure/keyvault-keys';
@@ -40,8 +43,11 @@ function toDeletedState(d: DeletedKey): DeletedKeyState {
 
 export class KeyVaultDataAdapter implements KeyVaultData {
   private readonly clients = new Map<string, KeyClient>();
+  private readonly lag: CompletionLag;
 
-  constructor(private readonly options: KeyVaultAdapterOptions) {}
+  constructor(private readonly options: KeyVaultAdapterOptions) {
+    this.lag = new CompletionLag({ clock: options.clock, initialMs: options.pollMs });
+  }
 
   /** One client per vault host: the challenge (tenant, scope) is cached per client instance. */
   private client(vaultHost: string): KeyClient {
@@ -78,49 +84,104 @@ export class KeyVaultDataAdapter implements KeyVaultData {
   async recoverKey(vaultHost: string, keyName: string, deadline: Date): Promise<RecoverOutcome> {
     const client = this.client(vaultHost);
     const { clock } = this.options;
-    let poller;
+    // The poller's first update sends the pre-read, the recover call and a read of the key. That read
+    // can only answer 404 (a recovery takes a while), so the update is stopped once the recover call
+    // is accepted: the read after it is aborted before it is sent.
+    const stop = new AbortController();
+    let acceptedAt: number | undefined;
     try {
-      poller = await client.beginRecoverDeletedKey(keyName);
+      await client.beginRecoverDeletedKey(keyName, {
+        abortSignal: stop.signal,
+        onResponse: (response) => {
+          if (response.request.method === 'POST' && response.status === 200) {
+            acceptedAt = clock.now().getTime();
+            stop.abort();
+          }
+        },
+      });
+      // No recover call: the pre-read found the key active.
+      if (acceptedAt === undefined) return { result: 'already-active' };
     } catch (error) {
-      const status = statusOf(error);
-      if (status === 404) {
-        // Nothing to recover: either it is active again (a concurrent recovery finished) or purged.
-        const observed = await this.observeKey(vaultHost, keyName);
-        if (observed.state === 'active') return { result: 'already-active' };
-        if (observed.state === 'absent') return { result: 'already-purged' };
-        if (observed.state === 'unknown') return { result: 'error', failure: observed.failure };
-        return {
-          result: 'error',
-          failure: {
-            kind: 'failed',
-            status: 404,
-            detail: 'recover answered 404 but the key is still listed as deleted',
-          },
-        };
-      }
-      if (status === 409) {
-        // Another recovery of this key is in flight: wait for the key to be readable.
-        return this.awaitActive(client, keyName, deadline, 0);
-      }
-      return { result: 'error', failure: toCallFailure(error, PERMISSION.recover) };
+      if (acceptedAt === undefined || !isAbortError(error))
+        return this.recoverFailed(error, vaultHost, keyName, client, deadline);
     }
-    // The poller's first update ran the pre-read; with no POST it was already active.
-    const posted = recoverWasSent(poller.getOperationState());
-    if (poller.isDone() && !posted) return { result: 'already-active' };
-    if (poller.isDone()) return { result: 'recovered', polls: 1 };
+    return this.confirm(client, keyName, acceptedAt, deadline);
+  }
+
+  private async recoverFailed(
+    error: unknown,
+    vaultHost: string,
+    keyName: string,
+    client: KeyClient,
+    deadline: Date,
+  ): Promise<RecoverOutcome> {
+    const status = statusOf(error);
+    if (status === 404) {
+      // Nothing to recover: either it is active again (a concurrent recovery finished) or purged.
+      const observed = await this.observeKey(vaultHost, keyName);
+      if (observed.state === 'active') return { result: 'already-active' };
+      if (observed.state === 'absent') return { result: 'already-purged' };
+      if (observed.state === 'unknown') return { result: 'error', failure: observed.failure };
+      return {
+        result: 'error',
+        failure: {
+          kind: 'failed',
+          status: 404,
+          detail: 'recover answered 404 but the key is still listed as deleted',
+        },
+      };
+    }
+    if (status === 409) {
+      // Another recovery of this key is in flight: wait for the key to be readable.
+      return this.awaitActive(client, keyName, deadline, 0);
+    }
+    return { result: 'error', failure: toCallFailure(error, PERMISSION.recover) };
+  }
+
+  /**
+   * Reads the recovered key until it is readable: the first read at the learned completion time
+   * (measured from when the recover call was accepted), then every `pollMs`, doubling.
+   */
+  private async confirm(
+    client: KeyClient,
+    keyName: string,
+    acceptedAt: number,
+    deadline: Date,
+  ): Promise<RecoverOutcome> {
+    const { clock } = this.options;
+    const maxPollMs = this.options.maxPollMs ?? 1000;
+    let firstReadMs = this.lag.firstRead();
+    if (firstReadMs === undefined) {
+      // Nothing learned yet and another recovery is finding out: wait for what it learns (a burst
+      // of recoveries probes once, not once each), but never past the poll schedule's own bound.
+      await Promise.race([this.lag.learned(), clock.sleep(maxPollMs)]);
+      firstReadMs = this.lag.firstRead() ?? this.lag.probe();
+    }
+    let wait = Math.max(0, acceptedAt + firstReadMs - clock.now().getTime());
     let delay = this.options.pollMs;
-    let polls = 1;
-    while (clock.now().getTime() + delay < deadline.getTime()) {
-      await clock.sleep(delay);
+    let polls = 0;
+    let first = true;
+    while (clock.now().getTime() + wait < deadline.getTime()) {
+      if (wait > 0) await clock.sleep(wait);
+      const offset = clock.now().getTime() - acceptedAt;
       try {
-        await poller.poll();
+        await client.getKey(keyName);
+        polls++;
+        this.lag.found(offset);
+        return { result: 'recovered', polls };
       } catch (error) {
-        return { result: 'error', failure: toCallFailure(error, PERMISSION.read) };
+        if (statusOf(error) !== 404) {
+          this.lag.abandon();
+          return { result: 'error', failure: toCallFailure(error, PERMISSION.read) };
+        }
       }
       polls++;
-      if (poller.isDone()) return { result: 'recovered', polls };
-      delay = Math.min(delay * 2, this.options.maxPollMs ?? 1000);
+      if (first) this.lag.tooEarly(offset);
+      first = false;
+      wait = delay;
+      delay = Math.min(delay * 2, maxPollMs);
     }
+    this.lag.abandon();
     return { result: 'pending' };
   }
 
@@ -158,7 +219,77 @@ export class KeyVaultDataAdapter implements KeyVaultData {
   }
 }
 
-/** Whether the poller sent the recover POST (its state says started). */
-function recoverWasSent(state: { isStarted?: boolean }): boolean {
-  return state.isStarted === true;
+function isAbortError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError';
+}
+
+/**
+ * How long after an accepted recovery the key becomes readable, learned from the recoveries so far,
+ * so that the first confirming read goes out when the key is likely readable: neither too early (a
+ * call that answers 404) nor late (latency). `ok` is the smallest read offset (ms after the recover
+ * call was accepted) known to have found the key; `miss` the largest known to have been too early.
+ * A first read probes halfway between them until they are within `resolutionMs`; a first read at
+ * `ok` that misses means the service got slower, and `ok` is learned again. What was too early is
+ * forgotten after `forgetMs`, so a service that got faster is noticed.
+ */
+export class CompletionLag {
+  private ok: number | undefined;
+  private miss = 0;
+  private missAt = 0;
+  private probing = false;
+  private waiters: Array<() => void> = [];
+  private readonly clock: Clock;
+  private readonly initialMs: number;
+  private readonly resolutionMs: number;
+  private readonly forgetMs: number;
+
+  constructor(options: { clock: Clock; initialMs: number; resolutionMs?: number; forgetMs?: number }) {
+    this.clock = options.clock;
+    this.initialMs = options.initialMs;
+    this.resolutionMs = options.resolutionMs ?? Math.max(10, options.initialMs);
+    this.forgetMs = options.forgetMs ?? 5 * 60_000;
+  }
+
+  /** When to read first; `undefined` while nothing is known and another recovery is probing. */
+  firstRead(): number | undefined {
+    if (this.ok === undefined) return this.probing ? undefined : this.probe();
+    if (this.clock.now().getTime() - this.missAt > this.forgetMs) this.miss = 0;
+    return this.ok - this.miss > this.resolutionMs ? Math.ceil((this.ok + this.miss) / 2) : this.ok;
+  }
+
+  /** This recovery finds out (nothing is known): its first read is at the initial delay. */
+  probe(): number {
+    this.probing = true;
+    return this.initialMs;
+  }
+
+  /** Resolves once a recovery found its key readable (or gave up). */
+  learned(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  found(offsetMs: number): void {
+    this.ok = this.ok === undefined ? offsetMs : Math.min(this.ok, offsetMs);
+    if (this.miss >= this.ok) this.miss = 0;
+    this.release();
+  }
+
+  tooEarly(offsetMs: number): void {
+    // A first read at `ok` missed: the service got slower; learn it again from here.
+    if (this.ok !== undefined && offsetMs >= this.ok) this.ok = undefined;
+    this.miss = Math.max(this.miss, offsetMs);
+    this.missAt = this.clock.now().getTime();
+  }
+
+  /** The recovery ended without finding its key (an error, the deadline): let the others go on. */
+  abandon(): void {
+    this.release();
+  }
+
+  private release(): void {
+    this.probing = false;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
 }

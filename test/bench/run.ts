@@ -109,6 +109,23 @@ function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** A CPU profile of this process (BENCH_PROFILE=<file>: written for the flood, to find its costs). */
+async function startProfile() {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file: string) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 function log(line: string): void {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
 }
@@ -133,11 +150,21 @@ function invocation(rt: Runtime): Invocation {
 function keepProxyConnectionsAlive(): void {
   const runtimeDir = dirname(require.resolve('@typespec/ts-http-runtime'));
   const modulePath = require.resolve('https-proxy-agent', { paths: [runtimeDir] });
-  const mod = require(modulePath) as { HttpsProxyAgent: new (proxy: unknown, options?: Record<string, unknown>) => object };
+  const mod = require(modulePath) as {
+    HttpsProxyAgent: new (proxy: unknown, options?: Record<string, unknown>) => object;
+  };
   const Original = mod.HttpsProxyAgent;
   mod.HttpsProxyAgent = class KeepAliveHttpsProxyAgent extends Original {
     constructor(proxy: unknown, options?: Record<string, unknown>) {
       super(proxy, { ...options, keepAlive: true });
+    }
+    /**
+     * The pipeline gives this agent https URLs only. agent-base otherwise guesses per call (from the
+     * options, else from a stack trace) and files a freed socket under the http pool name, so it is
+     * never found again.
+     */
+    isSecureEndpoint(): boolean {
+      return true;
     }
   };
 }
@@ -606,10 +633,11 @@ async function flood(env: BenchEnv, rt: Runtime): Promise<Flood> {
   const alertsBefore = new Set((await alertsOnTopic(env)).map((a) => a.id));
   global.gc?.();
   let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
   log(`flood: delivering ${signals.length} signals, ${FLOOD.concurrency} at a time`);
   let redeliveries = 0;
   let failed = 0;
+  const profiler = process.env.BENCH_PROFILE ? await startProfile() : undefined;
   const cpu0 = { bench: cpuSeconds(process.pid), env: env.pid ? cpuSeconds(env.pid) : undefined };
   const t0 = performance.now();
   await pool(signals, FLOOD.concurrency, async (signal) => {
@@ -619,6 +647,7 @@ async function flood(env: BenchEnv, rt: Runtime): Promise<Flood> {
   });
   const wallMs = performance.now() - t0;
   clearInterval(sampler);
+  if (profiler) await profiler.stop(process.env.BENCH_PROFILE!);
   const cpuShare = (before: number | undefined, now: number | undefined) =>
     before === undefined || now === undefined ? undefined : round(((now - before) * 1000) / wallMs, 2);
   const cpu = {
@@ -627,6 +656,14 @@ async function flood(env: BenchEnv, rt: Runtime): Promise<Flood> {
   };
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   const requests = await env.requestsSinceMark();
+  if (process.env.BENCH_DEBUG) {
+    const kinds = new Map<string, number>();
+    for (const r of requests) {
+      const k = `${r.method} ${r.host.replace(/^kv-[a-z0-9-]+\.vault/, '<vault>').replace(/^[^.]+\.westeurope-1/, '<topic>')} ${r.path.replace(/\/keys\/[^/]+/, '/keys/{k}').replace(/\/deletedkeys\/[^/]+/, '/deletedkeys/{k}').replace(/vaults\/[^/]+/, 'vaults/{v}').replace(/(users|directoryObjects|servicePrincipals)\/[^/]+/, '$1/{id}')} ${r.status}`;
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    console.error([...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} ${k}`).join('\n'));
+  }
   const recoverPosts = new Map<string, number>();
   for (const r of requests) {
     if (r.method === 'POST' && /^\/deletedkeys\/[^/]+\/recover$/.test(r.path) && r.status === 200) {

@@ -108,12 +108,6 @@ afterAll(async () => {
 });
 
 afterEach(() => {
-  // DEBUG
-  const st = expect.getState();
-  if (st.assertionCalls !== st.numPassingAsserts || true) {
-    for (const l of logLines.filter((x) => x.includes('not delivered'))) console.log('DEBUG', l);
-  }
-  logLines.length = 0;
   // A failing test must not leave a fault or a slow emulator behind for the next one.
   env.h.emulator.faults.clear();
   env.h.emulator.core.timing.completionLagMs = 30;
@@ -188,8 +182,16 @@ function markDelivered(event: Record<string, unknown>): void {
 
 /** Delivers one event as Event Grid would; answers the outcomes (throws what the function would throw). */
 async function deliver(event: unknown, runtime: Runtime = rt): Promise<TriggerOutcome[]> {
-  const items: ItemResult[] = await respondToEvent(runtime, event, inv());
-  return items.flatMap((i) => i.outcomes ?? []);
+  const mark = logLines.length;
+  try {
+    const items: ItemResult[] = await respondToEvent(runtime, event, inv());
+    return items.flatMap((i) => i.outcomes ?? []);
+  } catch (error) {
+    // Say which sink failed, when one did (the pipeline's error names only the incident).
+    const undelivered = logLines.slice(mark).filter((l) => l.includes('not delivered'));
+    if (error instanceof Error && undelivered.length > 0) error.message += `\n${undelivered.join('\n')}`;
+    throw error;
+  }
 }
 
 /** The newest ARM event of a type for one vault on the subscription's system topic. */
