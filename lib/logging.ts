@@ -49,12 +49,8 @@ export function createLogger(
   const stream = {
     write(line: string) {
       const safe = scrubSecrets(line.trimEnd());
-      let lvl = 30;
-      try {
-        lvl = (JSON.parse(line) as { level?: number }).level ?? 30;
-      } catch {
-        // a line pino wrote is always JSON; keep the default level otherwise
-      }
+      // pino writes the level first (`{"level":30,…`): read it there rather than parse the line.
+      const lvl = Number(/^\{"level":(\d+)/.exec(line)?.[1] ?? 30);
       if (lvl >= 50) target.error(safe);
       else if (lvl >= 40) target.warn(safe);
       else if (lvl >= 30) target.info(safe);

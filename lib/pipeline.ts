@@ -9,7 +9,16 @@ import { isCallerKnown, mergeCallers } from './core/caller';
 import { decide, type ResponsePolicy } from './core/decide';
 import { composeAlert } from './core/alert';
 import { toSafeError } from './core/errors';
-import { ATTACH_WINDOW_MS, findAttachable, incidentKeyFor, keyIncidentPrefix } from './core/incident';
+import {
+  accessPolicyIncidentPrefix,
+  accessPolicyOrigin,
+  ATTACH_WINDOW_MS,
+  findAccessPolicyIncident,
+  findAttachable,
+  incidentKeyFor,
+  keyIncidentPrefix,
+  keyPurgeIncidentPrefix,
+} from './core/incident';
 import type {
   ActionResult,
   AlertContent,
@@ -88,6 +97,12 @@ export interface IncidentRecord {
    */
   reportOnly?: { reason: string; converted?: boolean };
   signals: number;
+  /**
+   * Access-policy incidents: the time of each event of the change seen so far, by origin (the Key
+   * Vault system event, ARM's accessPolicies/write event). One change raises both; this is how the
+   * second finds the incident and a redelivery of either is told from another change.
+   */
+  policyEvents?: { keyVault?: string; arm?: string };
   createdAt: string;
   updatedAt: string;
 }
@@ -251,8 +266,17 @@ export class Pipeline {
         return this.vaultDeletion(trigger, scope.vault, ctx);
       case 'vaultWritten':
         return this.vaultWrite(trigger, scope.vault, ctx);
+      case 'accessPolicyChanged':
+        return this.accessPolicyChange(trigger, scope.vault, ctx);
+      case 'keyPurged': {
+        // A purged key is one critical incident: a purge after the key-deletion signal already found
+        // the key gone (and opened a "not recoverable" incident) joins that incident.
+        const gone = await this.attachableIncident(trigger, (r) => r.observedKey?.state === 'gone');
+        if (gone) return this.continueIncident(gone, trigger, scope.vault, ctx);
+        return this.alertOnly(trigger, scope.vault, ctx);
+      }
       default:
-        // keyPurged, keyDeleteDenied, accessPolicyChanged: alert-only incidents keyed by the signal.
+        // keyPurged (above, when no gone-key incident is near), keyDeleteDenied: alert-only incidents keyed by the signal.
         return this.alertOnly(trigger, scope.vault, ctx);
     }
   }
@@ -321,6 +345,11 @@ export class Pipeline {
         `key ${trigger.keyName} in ${trigger.vaultName} is neither deleted nor active yet`,
       );
     }
+    // Gone and settled: when a purge of this key near the deletion has its incident, that is this
+    // key's one critical incident (duplicate, or the caller it lacked). After the settle check, so a
+    // delete still completing is never taken for the purge.
+    const purge = await this.attachablePurgeIncident(trigger);
+    if (purge) return this.continueIncident(purge, trigger, vault, ctx);
     // Purged (or never existed). Keyed by the signal time; critical.
     const keyed = incidentKeyFor(trigger, { deletedDate: trigger.signalTime });
     if (!keyed.ok) return { ...base, status: 'failed', reason: keyed.message };
@@ -355,24 +384,58 @@ export class Pipeline {
     return this.incident(keyed.key, trigger, vault, observedKey, ctx, deletedDate);
   }
 
-  /** The latest deletion incident of the trigger's key whose `deletedDate` is within two minutes of its time. */
-  private async attachableIncident(trigger: {
-    vaultName: string;
-    keyName: string;
-    signalTime: string;
-  }): Promise<LedgerEntry<IncidentRecord> | undefined> {
+  /**
+   * The latest deletion incident of the trigger's key whose `deletedDate` is within two minutes of its
+   * time (and that `which` accepts, e.g. only incidents of a key found gone).
+   */
+  private async attachableIncident(
+    trigger: {
+      vaultName: string;
+      keyName: string;
+      signalTime: string;
+    },
+    which: (record: IncidentRecord) => boolean = () => true,
+  ): Promise<LedgerEntry<IncidentRecord> | undefined> {
     const incidents = await this.deps.ledger.list(
       trigger.vaultName,
       keyIncidentPrefix(trigger.vaultName, trigger.keyName),
     );
     return findAttachable(
       incidents
-        .filter((e) => e.value.deletedDate !== undefined)
+        .filter((e) => e.value.deletedDate !== undefined && which(e.value))
         .map((e) => ({
           id: e.id,
           vaultName: e.value.vaultName,
           keyName: e.value.keyName ?? '',
           deletedDate: e.value.deletedDate!,
+          entry: e,
+        })),
+      { vaultName: trigger.vaultName, keyName: trigger.keyName },
+      trigger.signalTime,
+    )?.entry;
+  }
+
+  /**
+   * The latest purge incident of the trigger's key whose purge time (the purge record's time) is
+   * within two minutes of the signal's time: a deletion signal of a key that is gone belongs to it.
+   */
+  private async attachablePurgeIncident(trigger: {
+    vaultName: string;
+    keyName: string;
+    signalTime: string;
+  }): Promise<LedgerEntry<IncidentRecord> | undefined> {
+    const incidents = await this.deps.ledger.list(
+      trigger.vaultName,
+      keyPurgeIncidentPrefix(trigger.vaultName, trigger.keyName),
+    );
+    return findAttachable(
+      incidents
+        .filter((e) => e.value.key.kind === 'key-purge')
+        .map((e) => ({
+          id: e.id,
+          vaultName: e.value.vaultName,
+          keyName: e.value.keyName ?? '',
+          deletedDate: e.value.trigger.signalTime,
           entry: e,
         })),
       { vaultName: trigger.vaultName, keyName: trigger.keyName },
@@ -558,6 +621,52 @@ export class Pipeline {
     return outcome;
   }
 
+  /**
+   * An access-policy change. One change raises two events seconds apart, the Key Vault system event
+   * (no caller) and ARM's accessPolicies/write event (with the caller), in either order: whichever comes
+   * first opens the incident and sends the primary alert; the other finds it by vault and time (the
+   * attach window, as late key signals do) and adds the caller when the primary lacked it (one
+   * follow-up). A redelivery of either finds the incident that has seen it: a duplicate.
+   */
+  private async accessPolicyChange(
+    trigger: Extract<VaultTrigger, { kind: 'accessPolicyChanged' }>,
+    vault: InventoryVault,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome> {
+    const origin = accessPolicyOrigin(trigger);
+    const entries = await this.deps.ledger.list(
+      trigger.vaultName,
+      accessPolicyIncidentPrefix(trigger.vaultName),
+    );
+    const found = findAccessPolicyIncident(
+      entries
+        .filter((e) => e.value.key.kind === 'access-policy' && e.value.policyEvents !== undefined)
+        .map((e) => ({ id: e.id, vaultName: e.value.vaultName, events: e.value.policyEvents!, entry: e })),
+      { vaultName: trigger.vaultName, origin, signalTime: trigger.signalTime },
+    );
+    if (found?.sameEvent) return this.continueIncident(found.incident.entry, trigger, vault, ctx);
+    if (!found) return this.alertOnly(trigger, vault, ctx);
+    // The change's other event: record that this one was seen (so that its redelivery is a duplicate
+    // and a later change of the same origin opens its own incident), then continue the incident as any
+    // late signal does: a caller the incident lacks earns the attribution follow-up.
+    if (ctx.dryRun) return this.continueIncident(found.incident.entry, trigger, vault, ctx);
+    const log = ctx.log.child({ incident: found.incident.id });
+    const got = await this.acquire(
+      found.incident.entry,
+      { ...ctx, log },
+      (r) => r.policyEvents?.[origin] !== undefined,
+    );
+    const noted = got.leased
+      ? await this.save(got.entry, {
+          ...got.entry.value,
+          policyEvents: { ...got.entry.value.policyEvents, [origin]: trigger.signalTime },
+          lease: undefined,
+        })
+      : got.entry;
+    log.info({ origin, signalTime: trigger.signalTime }, 'second event of an access-policy change');
+    return this.continueIncident(noted, trigger, vault, ctx);
+  }
+
   private async alertOnly(trigger: VaultTrigger, vault: InventoryVault, ctx: Ctx): Promise<TriggerOutcome> {
     const keyed = incidentKeyFor(trigger);
     if (!keyed.ok)
@@ -601,6 +710,10 @@ export class Pipeline {
         ? { reportOnly: { reason: ctx.reportOnly.reason } }
         : {}),
       signals: 1,
+      // The first event of an access-policy change: what the change's other event looks for.
+      ...(trigger.kind === 'accessPolicyChanged'
+        ? { policyEvents: { [accessPolicyOrigin(trigger)]: trigger.signalTime } }
+        : {}),
       createdAt: now,
       updatedAt: now,
     };
@@ -796,10 +909,16 @@ export class Pipeline {
     }
     const pendingSinks = record.alerts.primary !== undefined && this.undelivered(record.alerts.primary);
     const waitsForCaller =
-      (record.trigger.kind === 'sweptDeletedKey' || record.trigger.kind === 'keyDeleted') &&
-      !isCallerKnown(record.caller) &&
-      // A deletion found late is reported once: no follow-up can change what kvguard does about it.
-      !record.reportOnly;
+      (((record.trigger.kind === 'sweptDeletedKey' || record.trigger.kind === 'keyDeleted') &&
+        // A deletion found late is reported once: no follow-up can change what kvguard does about it.
+        !record.reportOnly) ||
+        // An access-policy change the Key Vault event reported first: ARM's event for the same change
+        // may still bring the caller (the alert says so).
+        (record.trigger.kind === 'accessPolicyChanged' &&
+          accessPolicyOrigin(record.trigger) === 'keyVault') ||
+        // A purge whose record named no caller: the key's deletion record may still name one.
+        record.trigger.kind === 'keyPurged') &&
+      !isCallerKnown(record.caller);
     record = {
       ...record,
       state: pendingSinks ? 'acted' : waitsForCaller ? 'awaiting-attribution' : 'closed',

@@ -171,7 +171,7 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
 
   // The incidents written lately: unfinished ones nobody holds are resumed (a recovery left pending
   // completes on its own, so its key may no longer be listed as deleted), and those awaiting their
-  // caller are looked up in the workspace (4, started now: independent of the listings).
+  // caller are looked up in the workspace (4, once every recovery of this run is done).
   const recent = await recentIncidents(rt, fail);
   const taken = new Set<string>();
   const awaiting: Array<LedgerEntry<IncidentRecord>> = [];
@@ -193,7 +193,6 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
       },
     ]);
   }
-  const attribution = attributeAwaiting(rt, invocation, awaiting, deadline, limit, report, fail);
 
   // 2. deleted vaults per subscription (the refresh that just ran listed them already).
   const subscriptions = [...new Set(rt.config.subscriptions.map((s) => s.toLowerCase()))];
@@ -257,7 +256,9 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
     ),
   );
   await Promise.all(items);
-  await attribution;
+  // Attribution last: naming a caller can wait, bringing keys back cannot. Queued first, the workspace
+  // queries of a backlog took the run's slots and budget ahead of the recoveries.
+  await attributeAwaiting(rt, invocation, awaiting, deadline, limit, report, fail);
   return finish(rt, report, started, log);
 }
 
@@ -297,8 +298,7 @@ async function listVault(
     return [];
   }
   report.deletedKeysSeen += listed.keys.length;
-  const out: Item[] = [];
-  for (const row of listed.keys) {
+  const rows = listed.keys.flatMap((row) => {
     const trigger = fromSweptDeletedKey({
       vaultUrl: vault.vaultUri,
       keyName: row.name,
@@ -306,11 +306,17 @@ async function listVault(
     });
     if (isRejection(trigger)) {
       fail({ target: vault.name, step: 'list-deleted-keys', kind: 'failed', detail: trigger.message });
-      continue;
+      return [];
     }
     const key = keyDeletionIncident(trigger.vaultName, trigger.keyName, trigger.deletedDate);
-    if (taken.has(`${key.partitionKey}/${key.id}`)) continue;
-    const held = await ledgerState(rt, key.partitionKey, key.id, fail);
+    return taken.has(`${key.partitionKey}/${key.id}`) ? [] : [{ row, trigger, key }];
+  });
+  // The ledger is asked about every row at once: one after the other, a vault of many deletions
+  // would hold its slot for a ledger round trip per row before its first recovery starts.
+  const states = await Promise.all(rows.map(({ key }) => ledgerState(rt, key.partitionKey, key.id, fail)));
+  const out: Item[] = [];
+  for (const [i, { row, trigger, key }] of rows.entries()) {
+    const held = states[i]!;
     if (held === 'done' || held === 'busy' || held === 'error') continue;
     out.push({
       trigger,

@@ -5,7 +5,7 @@
  */
 import { callerLabel, isCallerKnown, mergeCallers } from './caller';
 import { scrubSecrets } from './errors';
-import { alertId } from './incident';
+import { accessPolicyOrigin, alertId } from './incident';
 import type {
   ActionKind,
   ActionResult,
@@ -101,12 +101,25 @@ function plannedFrom(decision: Decision): ActionResult[] {
   return out;
 }
 
-function whoOf(caller: Caller | undefined): AlertContent['who'] {
+/**
+ * What an alert says of a caller its signal does not name. Only a key deletion waits for the log
+ * record that names its caller; an access-policy change can learn it only from ARM's event for the
+ * same change, and only when that event is its second (the Key Vault event came first): say so
+ * rather than promise a follow-up that cannot come.
+ */
+function unknownCallerText(t: VaultTrigger): string {
+  if (t.kind !== 'accessPolicyChanged') return 'still being identified';
+  return accessPolicyOrigin(t) === 'keyVault'
+    ? "not named by the Key Vault event; a follow-up names the caller if ARM's event for the change arrives"
+    : 'not named by the ARM event';
+}
+
+function whoOf(caller: Caller | undefined, t: VaultTrigger): AlertContent['who'] {
   if (caller === undefined || !isCallerKnown(caller)) {
     const from = caller?.ipAddress !== undefined ? ` (the request came from ${caller.ipAddress})` : '';
     return {
       known: false,
-      summary: `still being identified${from}`,
+      summary: `${unknownCallerText(t)}${from}`,
       ...(caller?.ipAddress !== undefined ? { ipAddress: caller.ipAddress } : {}),
       ...(caller?.userAgent !== undefined ? { userAgent: caller.userAgent } : {}),
     };
@@ -160,6 +173,8 @@ function titleOf(input: AlertInput, results: ReadonlyArray<ActionResult>, who: s
   const d = input.decision;
   const key = keyNameOf(t);
   if (input.kind === 'attribution') {
+    // An access-policy change is no deletion: its follow-up says who changed the policy.
+    if (t.kind === 'accessPolicyChanged') return `Access policy of vault ${t.vaultName}: changed by ${who}`;
     const subject = key !== undefined ? `Key ${key} in vault ${t.vaultName}` : `Vault ${t.vaultName}`;
     return `${subject}: ${t.kind === 'keyDeleteDenied' ? 'attempt' : 'deletion'} made by ${who}`;
   }
@@ -333,7 +348,7 @@ function humanActionsOf(
       break;
     case 'access-policy-changed':
       out.push(
-        `Review the vault's access policies and revert the change if it was not intended${known ? '' : '; the caller is not in the event, look it up in the activity log'}.`,
+        `Review the vault's access policies and revert the change if it was not intended${known ? '' : unknownPolicyCallerAdvice(t)}.`,
       );
       break;
     default:
@@ -344,13 +359,23 @@ function humanActionsOf(
   return out.map((s) => safe(s));
 }
 
+/** Where to find who changed an access policy when no event named them (the activity log). */
+function unknownPolicyCallerAdvice(t: VaultTrigger): string {
+  const lookUp = `look it up in the activity log (Microsoft.KeyVault/vaults/accessPolicies/write or Microsoft.KeyVault/vaults/write around ${t.signalTime})`;
+  // A change made with a vault PUT or PATCH raises a vaults/write event, not an access-policy one:
+  // then no follow-up comes, and the activity log is the only place that names the caller.
+  return t.kind === 'accessPolicyChanged' && accessPolicyOrigin(t) === 'keyVault'
+    ? `; the Key Vault event names no caller: unless a follow-up names them, ${lookUp}`
+    : `; the caller is not in the event, ${lookUp}`;
+}
+
 export function composeAlert(input: AlertInput): AlertContent {
   const t = input.trigger;
   const d = input.decision;
   const observeMode = input.observeMode === true;
   const results = input.results ?? (observeMode ? plannedFrom(d) : []);
   const caller = mergeCallers(t.caller, input.caller);
-  const who = whoOf(caller);
+  const who = whoOf(caller, t);
   const label = who.known ? callerLabel(caller) : 'the caller';
   const severity = maxSeverity(d.severity, outcomeSeverity(results));
   return {

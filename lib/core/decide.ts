@@ -144,7 +144,12 @@ export function decide(input: DecideInput): Decision {
           action: 'alert-only',
           code: 'key-purged',
           severity: 'critical',
-          reason: `Key ${t.keyName} in vault ${t.vaultName} was purged by ${callerLabel(mergeCallers(t.caller, input.caller))}: it is not recoverable.`,
+          // A caller from enrichment only (the purge record named none) is the deletion's, which a
+          // purge joins (one incident per purged key): say whose it is rather than call them the purger.
+          reason:
+            !isCallerKnown(t.caller) && isCallerKnown(input.caller)
+              ? `Key ${t.keyName} in vault ${t.vaultName} was purged (the purge names no caller; ${callerLabel(input.caller)} deleted it): it is not recoverable.`
+              : `Key ${t.keyName} in vault ${t.vaultName} was purged by ${callerLabel(mergeCallers(t.caller, input.caller))}: it is not recoverable.`,
           purgeProtection: true,
         },
         input,

@@ -29,8 +29,16 @@ const SECRET_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
   [/(hooks\.slack\.com\/services\/)[^\s"'?]+/gi, '$1[redacted]'],
 ];
 
+/**
+ * Text that any pattern above could match contains one of these (case-insensitively): every log
+ * line goes through `scrubSecrets`, and most contain none of them, so one pass spares nine.
+ */
+const SECRET_HINT =
+  /eyj|bearer|basic|sharedaccess|accountkey|sharedsecret|sig=|code=|aeg-sas|x-functions-key|secret|token|password|api_?key|primarykey|secondarykey|connectionstring|"(?:d|p|q|dp|dq|qi|k)"\s*:|hooks\.slack\.com/i;
+
 /** Replaces tokens, keys, signatures and passwords in free text. */
 export function scrubSecrets(text: string): string {
+  if (!SECRET_HINT.test(text)) return text;
   let out = text;
   for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
   return out;

@@ -1,7 +1,8 @@
 /**
  * Event Grid events and CloudEvents, once their envelope is read: the kvguard signal types (and the
- * `Microsoft.KeyVault.vaults.keys.delete` alias), ARM resource events for vaults, and the Key Vault
- * system topic's `VaultAccessPolicyChanged`. Everything else is acknowledged as `unsupported-type`.
+ * `Microsoft.KeyVault.vaults.keys.delete` alias), ARM resource events for vaults (and for their
+ * access policies: `Microsoft.KeyVault/vaults/accessPolicies/write`), and the Key Vault system topic's
+ * `VaultAccessPolicyChanged`. Everything else is acknowledged as `unsupported-type`.
  */
 import * as z from 'zod';
 import { formatZodIssues } from './audit-record';
@@ -226,6 +227,22 @@ const armEventData = z.object({
   httpRequest: z.unknown().optional(),
 });
 
+/**
+ * The ARM operation of `PUT …/vaults/{name}/accessPolicies/{add|replace|remove}` (Vaults_UpdateAccessPolicy):
+ * its `Microsoft.Resources.ResourceWriteSuccess` carries the caller's claims, which the Key Vault
+ * system event `VaultAccessPolicyChanged` for the same change lacks.
+ */
+export const ACCESS_POLICY_WRITE_OPERATION = 'Microsoft.KeyVault/vaults/accessPolicies/write';
+
+/**
+ * The access-policy operation names `…/vaults/{name}/accessPolicies/{kind}` (or `…/accessPolicies/`)
+ * rather than the vault; which of them ARM puts in `subject`/`resourceUri` is UNCONFIRMED, so every
+ * form is read as the vault it belongs to.
+ */
+function withoutAccessPolicySuffix(resource: string | undefined): string | undefined {
+  return resource?.replace(/\/accessPolicies(?:\/(?:add|replace|remove))?\/?$/i, '');
+}
+
 /** `Microsoft.Resources.Resource{Delete,Write}Success` for vaults (facts §4.4). */
 function fromResourceEvent(env: EventEnvelope, ctx: ItemContext): NormaliseResult {
   const about = { eventId: env.id, eventType: env.type };
@@ -237,7 +254,9 @@ function fromResourceEvent(env: EventEnvelope, ctx: ItemContext): NormaliseResul
   const withOp = { ...about, operationName: describe(op, 128) };
   const isDelete = env.type === RESOURCES_DELETE;
   const expected = isDelete ? 'microsoft.keyvault/vaults/delete' : 'microsoft.keyvault/vaults/write';
-  if (op.toLowerCase() !== expected) {
+  // An access-policy change made through ARM: the same change as the system event, with its caller.
+  const isPolicyWrite = !isDelete && op.toLowerCase() === ACCESS_POLICY_WRITE_OPERATION.toLowerCase();
+  if (op.toLowerCase() !== expected && !isPolicyWrite) {
     const hsm = /^microsoft\.keyvault\/managedhsms\//i.test(op);
     return rejection(
       ctx,
@@ -256,13 +275,13 @@ function fromResourceEvent(env: EventEnvelope, ctx: ItemContext): NormaliseResul
   ) {
     return rejection(ctx, 'inconsistent', 'subject and data.resourceUri name different resources', withOp);
   }
-  const vault = parseVaultResourceId(resource);
+  const vault = parseVaultResourceId(isPolicyWrite ? withoutAccessPolicySuffix(resource) : resource);
   if (!vault.ok) return rejection(ctx, vault.reason, `resource: ${vault.message}`, withOp);
   const signalTime = toIsoInstant(env.time);
   if (signalTime === undefined) return rejection(ctx, 'malformed', 'the event has no valid time', withOp);
   const caller = callerFromClaims(data.claims, { ipAddress: own(data.httpRequest, 'clientIpAddress') });
   return {
-    kind: isDelete ? 'vaultDeleted' : 'vaultWritten',
+    kind: isDelete ? 'vaultDeleted' : isPolicyWrite ? 'accessPolicyChanged' : 'vaultWritten',
     source: ctx.source,
     vaultName: vault.value.vaultName,
     vaultHost: vault.value.vaultHost,

@@ -62,9 +62,87 @@ export function vaultDeletionIncident(vaultName: string, deletionDate: Date | st
   return key('vault-deletion', vaultName, `vault_${vaultPart(vaultName)}_${compactTime(deletionDate)}`);
 }
 
-/** Access-policy changes: by the event id (each change is its own event). */
+/**
+ * Access-policy changes by the event id. No longer what `incidentKeyFor` uses (one change raises two
+ * events, see `accessPolicyChangeIncident`); kept for incidents already in the ledger under it.
+ */
 export function accessPolicyIncident(vaultName: string, eventId: string): IncidentKey {
   return key('access-policy', vaultName, `policy_${vaultPart(vaultName)}_${safePart(eventId)}`);
+}
+
+/**
+ * Which of the two events of one access-policy change a trigger came from: the Key Vault system event
+ * (`keyVault`, no caller) or ARM's write event for `Microsoft.KeyVault/vaults/accessPolicies/write`
+ * (`arm`, with the caller). Read from the operation name, which normalise sets to one or the other.
+ */
+export type AccessPolicyOrigin = 'keyVault' | 'arm';
+
+export function accessPolicyOrigin(trigger: { operationName: string }): AccessPolicyOrigin {
+  return /\/accesspolicies\/write$/i.test(trigger.operationName) ? 'arm' : 'keyVault';
+}
+
+/**
+ * An access-policy change, keyed by (vault, the time of the event that opened it, its origin). One
+ * change raises two events seconds apart (the system event and ARM's), neither naming the other: the
+ * second finds the incident through `findAccessPolicyIncident`, not through its key. Redeliveries of
+ * the first event carry the same time, so they claim the same key.
+ */
+export function accessPolicyChangeIncident(
+  vaultName: string,
+  changeTime: Date | string,
+  origin: AccessPolicyOrigin,
+): IncidentKey {
+  return key(
+    'access-policy',
+    vaultName,
+    `policy_${vaultPart(vaultName)}_${compactTime(changeTime)}_${origin === 'arm' ? 'arm' : 'kv'}`,
+  );
+}
+
+/** The id prefix of a vault's access-policy incidents (for `Ledger.list`). */
+export function accessPolicyIncidentPrefix(vaultName: string): string {
+  return `policy_${vaultPart(vaultName)}_`;
+}
+
+/** What `findAccessPolicyIncident` needs to know of an access-policy incident. */
+export interface AccessPolicyIncidentRef {
+  id: string;
+  vaultName: string;
+  /** The time of each event of the change the incident has seen, by origin. */
+  events: Partial<Record<AccessPolicyOrigin, string>>;
+}
+
+/**
+ * The incident an access-policy event belongs to. `sameEvent`: the incident has seen this very event
+ * (same origin, same time: a redelivery or a replay), so it is a duplicate or resumes it. Otherwise the
+ * nearest incident within the attach window that has seen only the *other* event of a change: this
+ * event is that change's second event (it may bring the caller). An incident that already has an event
+ * of this origin belongs to another change; `undefined` means a change of its own.
+ */
+export function findAccessPolicyIncident<I extends AccessPolicyIncidentRef>(
+  incidents: ReadonlyArray<I>,
+  event: { vaultName: string; origin: AccessPolicyOrigin; signalTime: Date | string },
+): { incident: I; sameEvent: boolean } | undefined {
+  const at = parseInstant(event.signalTime);
+  if (at === undefined) return undefined;
+  const vault = event.vaultName.toLowerCase();
+  const other: AccessPolicyOrigin = event.origin === 'arm' ? 'keyVault' : 'arm';
+  let best: { incident: I; distance: number } | undefined;
+  for (const incident of incidents) {
+    if (incident.vaultName.toLowerCase() !== vault) continue;
+    const mine = incident.events[event.origin];
+    if (mine !== undefined) {
+      if (parseInstant(mine) === at) return { incident, sameEvent: true };
+      continue;
+    }
+    const theirs = incident.events[other];
+    const theirsMs = theirs === undefined ? undefined : parseInstant(theirs);
+    if (theirsMs === undefined) continue;
+    const distance = Math.abs(theirsMs - at);
+    if (distance > ATTACH_WINDOW_MS) continue;
+    if (best === undefined || distance < best.distance) best = { incident, distance };
+  }
+  return best && { incident: best.incident, sameEvent: false };
 }
 
 /** Vault writes: by the event id, like access-policy changes. */
@@ -96,6 +174,11 @@ export function keyPurgeIncident(vaultName: string, keyName: string, recordTime:
     vaultName,
     `purge_${vaultPart(vaultName)}_${keyPart(keyName)}_${compactTime(recordTime)}`,
   );
+}
+
+/** The id prefix of every purge incident of one key (for `Ledger.list`). */
+export function keyPurgeIncidentPrefix(vaultName: string, keyName: string): string {
+  return `purge_${vaultPart(vaultName)}_${keyPart(keyName)}_`;
 }
 
 /** The id prefix of every deletion incident of one key (for `Ledger.list`). */
@@ -156,7 +239,11 @@ export function incidentKeyFor(
     case 'vaultWritten':
       return { ok: true, key: vaultWriteIncident(trigger.vaultName, trigger.eventId) };
     case 'accessPolicyChanged':
-      return { ok: true, key: accessPolicyIncident(trigger.vaultName, trigger.eventId) };
+      // By vault and time, not the event id: the two events of one change must be able to meet.
+      return {
+        ok: true,
+        key: accessPolicyChangeIncident(trigger.vaultName, trigger.signalTime, accessPolicyOrigin(trigger)),
+      };
   }
 }
 

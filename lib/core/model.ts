@@ -116,7 +116,13 @@ export interface VaultWrittenTrigger extends VaultTriggerBase {
   kind: 'vaultWritten';
 }
 
-/** `Microsoft.KeyVault.VaultAccessPolicyChanged` from the vault's system topic (no caller in it). */
+/**
+ * An access-policy change, from either of the two events one change raises: the Key Vault system
+ * topic's `Microsoft.KeyVault.VaultAccessPolicyChanged` (no caller in it; `operationName` is that event
+ * type), or ARM's `Microsoft.Resources.ResourceWriteSuccess` for
+ * `Microsoft.KeyVault/vaults/accessPolicies/write` (with the caller's claims; `operationName` is that
+ * ARM operation). Both land on one incident (see `accessPolicyOrigin`, `findAccessPolicyIncident`).
+ */
 export interface AccessPolicyChangedTrigger extends VaultTriggerBase {
   kind: 'accessPolicyChanged';
 }

@@ -66,6 +66,8 @@ const ACTION = {
   listDeleted: 'Microsoft.KeyVault/deletedVaults/read',
   readDeleted: 'Microsoft.KeyVault/locations/deletedVaults/read',
   purge: 'Microsoft.KeyVault/locations/deletedVaults/purge/action',
+  /** Vaults_UpdateAccessPolicy (`PUT …/vaults/{name}/accessPolicies/{add|replace|remove}`). */
+  accessPolicyWrite: 'Microsoft.KeyVault/vaults/accessPolicies/write',
 } as const;
 
 /** Built-in role definition ids (RBAC reference), for the `evidence` of resource events. */
@@ -215,6 +217,65 @@ function parseAccessPolicies(value: unknown, path: string): AccessPolicyEntry[] 
     }
     return { tenantId, objectId, permissions };
   });
+}
+
+/** Whether two access-policy lists differ (order included, as ARM returns them in order). */
+function samePolicies(a: AccessPolicyEntry[], b: AccessPolicyEntry[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+const sameEntry = (a: AccessPolicyEntry, b: AccessPolicyEntry) =>
+  a.objectId.toLowerCase() === b.objectId.toLowerCase() &&
+  a.tenantId.toLowerCase() === b.tenantId.toLowerCase();
+
+/**
+ * Vaults_UpdateAccessPolicy's three kinds applied to a vault's entries: `add` merges the listed
+ * permissions into the principal's entry (or appends the entry), `replace` sets the entry's
+ * permissions, `remove` takes the listed permissions away and drops an entry left with none (or one
+ * listed without permissions). The spec names the kinds only; these semantics follow the REST
+ * reference's "add an access policy, or update an access policy with new permissions" and are
+ * otherwise UNCONFIRMED.
+ */
+function applyAccessPolicyUpdate(
+  current: AccessPolicyEntry[],
+  kind: 'add' | 'replace' | 'remove',
+  changes: AccessPolicyEntry[],
+): AccessPolicyEntry[] {
+  const lists = ['keys', 'secrets', 'certificates'] as const;
+  let out = current.map((e) => ({ ...e, permissions: { ...e.permissions } }));
+  for (const change of changes) {
+    const at = out.findIndex((e) => sameEntry(e, change));
+    if (kind === 'remove') {
+      if (at < 0) continue;
+      const entry = out[at]!;
+      const listed = lists.some((l) => (change.permissions[l]?.length ?? 0) > 0);
+      for (const l of lists) {
+        const drop = new Set((change.permissions[l] ?? []).map((x) => x.toLowerCase()));
+        const kept = (entry.permissions[l] ?? []).filter((x) => !drop.has(x.toLowerCase()));
+        if (entry.permissions[l] !== undefined) entry.permissions[l] = kept;
+      }
+      if (!listed || lists.every((l) => (entry.permissions[l]?.length ?? 0) === 0))
+        out = out.filter((_, i) => i !== at);
+      continue;
+    }
+    if (at < 0 || kind === 'replace') {
+      const entry = { ...change, permissions: { ...change.permissions } };
+      if (at < 0) out.push(entry);
+      else out[at] = entry;
+      continue;
+    }
+    const entry = out[at]!;
+    for (const l of lists) {
+      const add = change.permissions[l];
+      if (add === undefined) continue;
+      const have = entry.permissions[l] ?? [];
+      entry.permissions[l] = [
+        ...have,
+        ...add.filter((x) => !have.some((h) => h.toLowerCase() === x.toLowerCase())),
+      ];
+    }
+  }
+  return out;
 }
 
 /** `false` is refused even at creation: purge protection is irreversible (azure-facts §0.1 #10, §2.4). */
@@ -544,6 +605,29 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
     core.publishSubscriptionEvent(event);
   }
 
+  /**
+   * Key Vault's own system event for a change of a vault's access policies, whichever ARM operation
+   * made it (accessPolicies/{kind}, or a vault PUT/PATCH with `accessPolicies`): published to the
+   * vault's Key Vault system topic when one exists, with the PascalCase data and no caller
+   * (eventgrid KeyVault.json `KeyVaultVaultAccessPolicyChanged`; docs sample: `Version`, `NBF`, `EXP` null).
+   */
+  function publishAccessPolicyChanged(vault: VaultRecord): void {
+    core.publishResourceEvent?.(vaultResourceId(vault), {
+      subject: vault.name,
+      eventType: 'Microsoft.KeyVault.VaultAccessPolicyChanged',
+      data: {
+        Id: `https://${vault.name}.vault.azure.net`,
+        VaultName: vault.name,
+        ObjectType: 'Vault',
+        ObjectName: vault.name,
+        Version: null,
+        NBF: null,
+        EXP: null,
+      },
+      dataVersion: '1',
+    });
+  }
+
   /** The vault's own AuditEvent record for an operation ARM forwarded to Key Vault. */
   function auditVault(
     ctx: CallContext,
@@ -848,6 +932,7 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
       throw invalidContent('properties.networkAcls', 'NetworkRuleSet');
     }
 
+    const policiesBefore = v.accessPolicies;
     if (tags) v.tags = tags;
     if (purge === true) v.enablePurgeProtection = true;
     // Retention may be lowered here as the brief for this emulator asks; the soft-delete overview
@@ -866,6 +951,8 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
 
     auditVault(ctx, v, 'VaultPatch', 200);
     publishResourceEvent(ctx, 'Write', subscriptionId, resourceId, ACTION.write, true);
+    // A PATCH that changes the access policies raises Key Vault's own event too.
+    if (!samePolicies(policiesBefore, v.accessPolicies)) publishAccessPolicyChanged(v);
     return ok(ctx, 200, vaultToArm(v), subscriptionId);
   }
 
@@ -1002,6 +1089,7 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
       deletedKeys: new Map(),
       createdAt: now,
     };
+    const policiesBefore = vault.accessPolicies;
     // PUT replaces the definition, except that protection once on stays on and soft delete stays on.
     vault.tenantId = tenantId;
     vault.tags = tags;
@@ -1031,8 +1119,65 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
     touch(ctx, vault);
     auditVault(ctx, vault, 'VaultPut', 200);
     publishResourceEvent(ctx, 'Write', subscriptionId, resourceId, ACTION.write, existing !== undefined);
+    // A PUT of an existing vault that changes its access policies raises Key Vault's own event too.
+    if (existing && !samePolicies(policiesBefore, vault.accessPolicies)) publishAccessPolicyChanged(vault);
     // 200 with provisioningState Succeeded completes the SDK's create poller at once (azure-facts §2.6).
     return ok(ctx, 200, vaultToArm(vault), subscriptionId);
+  }
+
+  /**
+   * Vaults_UpdateAccessPolicy: `PUT …/vaults/{name}/accessPolicies/{add|replace|remove}` with a
+   * VaultAccessPolicyParameters body, as @azure/arm-keyvault's `vaults.updateAccessPolicy` sends it
+   * (200 or 201 accepted; 200 with the parameters, as the REST reference's sample answers). ARM
+   * publishes `ResourceWriteSuccess` for `Microsoft.KeyVault/vaults/accessPolicies/write` with the
+   * caller's claims; the subject names `…/accessPolicies/{kind}` (UNCONFIRMED: it may be the vault).
+   * Key Vault publishes `VaultAccessPolicyChanged` to the vault's system topic, if there is one.
+   */
+  function updateAccessPolicy(
+    ctx: CallContext,
+    subscriptionId: string,
+    resourceGroup: string,
+    name: string,
+    operationKind: string,
+  ): EmuResponse {
+    const vaultId = vaultIdFrom(subscriptionId, resourceGroup, name);
+    authorize(ctx, vaultId, ACTION.accessPolicyWrite);
+    const kind = operationKind.toLowerCase();
+    if (kind !== 'add' && kind !== 'replace' && kind !== 'remove') {
+      throw new ArmFailure(
+        400,
+        'BadRequest',
+        `The operation kind '${operationKind}' is not valid; expected add, replace or remove.`,
+      );
+    }
+    const v = activeVault(subscriptionId, resourceGroup, name);
+    const body = parseJsonBody(ctx);
+    if (!isRecord(body.properties)) throw invalidContent('properties', 'VaultAccessPolicyProperties');
+    const changes = parseAccessPolicies(body.properties.accessPolicies, 'properties.accessPolicies');
+    const before = v.accessPolicies;
+    v.accessPolicies = applyAccessPolicyUpdate(before, kind, changes);
+    touch(ctx, v);
+    // The record Key Vault writes for a policy change ARM forwards: the operation name is UNCONFIRMED.
+    auditVault(ctx, v, 'VaultPatch', 200);
+    const resourceId = `${vaultId}/accessPolicies/${kind}`;
+    publishResourceEvent(ctx, 'Write', subscriptionId, resourceId, ACTION.accessPolicyWrite, true);
+    if (!samePolicies(before, v.accessPolicies)) publishAccessPolicyChanged(v);
+    return ok(
+      ctx,
+      200,
+      {
+        id: `${vaultId}/accessPolicies/`,
+        type: 'Microsoft.KeyVault/vaults/accessPolicies',
+        properties: {
+          accessPolicies: changes.map((p) => ({
+            tenantId: p.tenantId,
+            objectId: p.objectId,
+            permissions: { ...p.permissions },
+          })),
+        },
+      },
+      subscriptionId,
+    );
   }
 
   function deleteVault(
@@ -1137,6 +1282,10 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
         default:
           throw methodNotAllowed();
       }
+    }
+    if (tail.length === 4 && tail[0] === 'vaults' && tail[2] === 'accesspolicies') {
+      if (method !== 'PUT') throw methodNotAllowed();
+      return updateAccessPolicy(ctx, subscriptionId, resourceGroup, tailRaw[1] ?? '', tailRaw[3] ?? '');
     }
     return undefined;
   }

@@ -226,6 +226,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     publishSubscriptionEvent(event) {
       eventGrid.publishSystem(`/subscriptions/${subscriptionId}`, [event]);
     },
+    publishResourceEvent(sourceResourceId, event) {
+      // Azure publishes a resource's system events only where a system topic for it exists.
+      const wanted = sourceResourceId.toLowerCase();
+      const topic = eventGrid
+        .topics()
+        .find((t) => t.kind === 'system' && t.source?.replace(/\/+$/, '').toLowerCase() === wanted);
+      if (!topic) return false;
+      eventGrid.publishSystem(topic.name, [event]);
+      return true;
+    },
     randomHex: (length) =>
       randomBytes(Math.ceil(length / 2))
         .toString('hex')

@@ -264,6 +264,12 @@ export interface EmulatorCore {
   audit(record: AuditRecord): void;
   /** Publishes an event to the emulated subscription (ARM) system topic. */
   publishSubscriptionEvent(event: Record<string, unknown>): void;
+  /**
+   * Publishes an event to the system topic whose source is this resource (e.g. a vault's Key Vault
+   * topic), if one exists, as the resource's service does; answers whether one did. Optional: a core
+   * without Event Grid publishes nothing.
+   */
+  publishResourceEvent?(sourceResourceId: string, event: Record<string, unknown>): boolean;
   /** Random hex of the given length from one seeded source. */
   randomHex(length: number): string;
   /** Logs a line on the emulator's stderr log. */

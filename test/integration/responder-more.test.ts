@@ -485,6 +485,125 @@ describe('vault-level events from ARM', () => {
   });
 });
 
+describe('an access-policy change made through ARM (accessPolicies/add)', () => {
+  /**
+   * The attacker grants itself every key permission with `vaults.updateAccessPolicy`: ARM raises
+   * ResourceWriteSuccess for Microsoft.KeyVault/vaults/accessPolicies/write with the caller's claims,
+   * and Key Vault raises VaultAccessPolicyChanged (no caller) on the vault's system topic. Answers the
+   * two events of the change, as published.
+   */
+  async function grantThroughArm(vault: string): Promise<{
+    arm: Record<string, unknown>;
+    keyVault: Record<string, unknown>;
+  }> {
+    seedVault(vault, {
+      permissionModel: 'accessPolicy',
+      accessPolicies: [{ objectId: env.identity.oid, keys: ['get', 'list', 'recover'] }],
+    });
+    env.h.emulator.eventGrid.createSystemTopic({
+      name: `${vault}-events`,
+      source: vaultId(vault),
+      topicType: 'Microsoft.KeyVault.vaults',
+    });
+    await rt.inventory.refresh();
+    const after = armEventCount();
+    const answer = await attackerArm().vaults.updateAccessPolicy(RG, vault, 'add', {
+      properties: {
+        accessPolicies: [
+          { tenantId: env.h.emulator.tenantId, objectId: attacker.oid, permissions: { keys: ['all'] } },
+        ],
+      },
+    });
+    expect(answer.properties.accessPolicies.map((p) => p.objectId)).toEqual([attacker.oid]);
+    expect(env.h.emulator.core.vaults.get(vault)!.accessPolicies.map((p) => p.objectId)).toEqual([
+      env.identity.oid,
+      attacker.oid,
+    ]);
+    const armEvents = env.h.emulator.eventGrid
+      .events(SUBSCRIPTION_SYSTEM_TOPIC)
+      .slice(after)
+      .map((e) => e.event)
+      .filter(
+        (e) =>
+          (e.data as { operationName?: string }).operationName ===
+            'Microsoft.KeyVault/vaults/accessPolicies/write' &&
+          String(e.subject).toLowerCase().startsWith(vaultId(vault).toLowerCase()),
+      );
+    expect(armEvents).toHaveLength(1);
+    const keyVaultEvents = env.h.emulator.eventGrid.events(`${vault}-events`).map((e) => e.event);
+    expect(keyVaultEvents).toHaveLength(1);
+    expect(keyVaultEvents[0]).toMatchObject({
+      eventType: 'Microsoft.KeyVault.VaultAccessPolicyChanged',
+      topic: vaultId(vault),
+      data: { VaultName: vault, ObjectType: 'Vault', Id: `https://${vault}.vault.azure.net` },
+    });
+    return { arm: armEvents[0]!, keyVault: keyVaultEvents[0]! };
+  }
+
+  /** The event as delivered a few seconds after the other one (Azure publishes them apart). */
+  function later(event: Record<string, unknown>, ms: number): Record<string, unknown> {
+    return { ...event, eventTime: new Date(Date.parse(String(event.eventTime)) + ms).toISOString() };
+  }
+
+  it('the Key Vault event first: one primary that promises nothing it cannot keep, then one follow-up naming the caller', async () => {
+    const { arm, keyVault } = await grantThroughArm('kv-policy-kvfirst');
+    const armLater = later(arm, 3_000);
+
+    const [first] = await deliver(keyVault);
+    expect(first).toMatchObject({ status: 'acted', kind: 'accessPolicyChanged' });
+    const [primary] = primaries('kv-policy-kvfirst');
+    expect(primary!.data.who.known).toBe(false);
+    expect(primary!.data.who.summary).not.toContain('still being identified');
+    expect(primary!.data.humanActions.join(' ')).toContain('activity log');
+
+    const [second] = await deliver(armLater);
+    expect(second).toMatchObject({ status: 'attributed', incidentId: first!.incidentId });
+    const followUps = topicAlerts('kv-policy-kvfirst').filter((a) => a.id.endsWith('/attribution'));
+    expect(followUps).toHaveLength(1);
+    expect(followUps[0]!.id).toBe(`${first!.incidentId}/attribution`);
+    expect(followUps[0]!.data.title).toMatch(/^Access policy of vault kv-policy-kvfirst: changed by /);
+    expect(followUps[0]!.data.title).toContain(attacker.appId!);
+    expect(followUps[0]!.data.who).toMatchObject({
+      known: true,
+      oid: attacker.oid,
+      appId: attacker.appId,
+      ipAddress: ATTACKER_IP,
+    });
+
+    // Redeliveries of either event: the same incident, nothing more sent.
+    for (const event of [keyVault, armLater, keyVault]) {
+      const [again] = await deliver(event);
+      expect(again).toMatchObject({ status: 'duplicate', incidentId: first!.incidentId });
+    }
+    expect(topicAlerts('kv-policy-kvfirst').map((a) => a.id)).toEqual([
+      `${first!.incidentId}/primary`,
+      `${first!.incidentId}/attribution`,
+    ]);
+    expect(hooks.filter((h) => h.id.startsWith(`${first!.incidentId}/`)).map((h) => h.id)).toEqual([
+      `${first!.incidentId}/primary`,
+      `${first!.incidentId}/attribution`,
+    ]);
+  });
+
+  it('ARM’s event first: the primary names the caller, and the Key Vault event is a duplicate', async () => {
+    const { arm, keyVault } = await grantThroughArm('kv-policy-armfirst');
+    const [first] = await deliver(arm);
+    expect(first).toMatchObject({ status: 'acted', kind: 'accessPolicyChanged' });
+    const alerts = primaries('kv-policy-armfirst');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.data.decision.code).toBe('access-policy-changed');
+    expect(alerts[0]!.data.who).toMatchObject({ known: true, oid: attacker.oid, ipAddress: ATTACKER_IP });
+    expect(alerts[0]!.data.decision.reason).toContain(attacker.appId!);
+
+    const [second] = await deliver(later(keyVault, 2_000));
+    expect(second).toMatchObject({ status: 'duplicate', incidentId: first!.incidentId });
+    const [again] = await deliver(arm);
+    expect(again).toMatchObject({ status: 'duplicate', incidentId: first!.incidentId });
+    expect(topicAlerts('kv-policy-armfirst').map((a) => a.id)).toEqual([`${first!.incidentId}/primary`]);
+    expect(hooks.filter((h) => h.id.startsWith(`${first!.incidentId}/`))).toHaveLength(1);
+  });
+});
+
 describe('observe mode', () => {
   it('decides and alerts but sends no write to the emulator', async () => {
     const observer = createRuntime(loadConfig({ ...env.settings, KVGUARD_MODE: 'observe' }), {
@@ -582,13 +701,47 @@ describe('recovery outcomes', () => {
       processLog: target,
       clock: { now: () => new Date(Date.now() + 61_000), sleep: (ms) => systemClock.sleep(ms) },
     });
+    // It joins the purge's incident (one critical incident per purged key), rather than open a
+    // second "not recoverable" one: no second primary alert.
+    const [gone] = await deliver(deletedSignal, later);
+    markDelivered(deletedSignal);
+    expect(gone).toMatchObject({ status: 'duplicate', incidentId: purged!.incidentId });
+    expect(gone!.decision).toMatchObject({ code: 'key-purged', severity: 'critical' });
+    alerts = primaries('kv-purged');
+    expect(alerts).toHaveLength(1);
+    expect(alerts.every((a) => a.data.severity === 'critical')).toBe(true);
+    expect(hooks.filter((h) => h.id.startsWith(`${purged!.incidentId}/`))).toHaveLength(1);
+    expect(requestsSince(before).filter((r) => r.path.endsWith('/recover'))).toEqual([]);
+  }, 30_000);
+
+  it('gives one critical incident for a purged key when the deletion record comes first', async () => {
+    seedVault('kv-purged-2');
+    await createAndDelete('kv-purged-2', 'k1');
+    await attackerKeys('kv-purged-2').purgeDeletedKey('k1');
+    await rt.inventory.refresh();
+    await forwardAll();
+    const signals = newSignals('kv-purged-2');
+    const deletedSignal = signals.find((s) => s.type === 'Kvguard.KeyVault.KeyDeleted.v1')!;
+    const purgedSignal = signals.find((s) => s.type === 'Kvguard.KeyVault.KeyPurged.v1')!;
+    // The deletion record, delivered once the deletion has settled: the key is gone, not recoverable.
+    const later = createRuntime(env.config, {
+      processLog: target,
+      clock: { now: () => new Date(Date.now() + 61_000), sleep: (ms) => systemClock.sleep(ms) },
+    });
     const [gone] = await deliver(deletedSignal, later);
     markDelivered(deletedSignal);
     expect(gone).toMatchObject({ status: 'acted', kind: 'keyDeleted' });
     expect(gone!.decision).toMatchObject({ code: 'key-not-recoverable', severity: 'critical' });
-    alerts = primaries('kv-purged');
-    expect(alerts.every((a) => a.data.severity === 'critical')).toBe(true);
-    expect(requestsSince(before).filter((r) => r.path.endsWith('/recover'))).toEqual([]);
+    // The purge record joins that incident, now and on redelivery.
+    for (let i = 0; i < 2; i++) {
+      const [purged] = await deliver(purgedSignal, later);
+      expect(purged).toMatchObject({ status: 'duplicate', incidentId: gone!.incidentId });
+    }
+    markDelivered(purgedSignal);
+    const alerts = primaries('kv-purged-2');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.data).toMatchObject({ severity: 'critical', who: { oid: attacker.oid } });
+    expect(hooks.filter((h) => h.id.startsWith(`${gone!.incidentId}/`))).toHaveLength(1);
   }, 30_000);
 
   it('names the missing permission when recover is forbidden (403)', async () => {

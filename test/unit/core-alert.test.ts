@@ -337,3 +337,56 @@ describe('composeAlert', () => {
     }
   });
 });
+
+describe('access-policy changes: honest about a caller the event does not name', () => {
+  const fromKeyVault: VaultTrigger = {
+    ...base,
+    source: 'eventGrid',
+    kind: 'accessPolicyChanged',
+    operationName: 'Microsoft.KeyVault.VaultAccessPolicyChanged',
+  };
+  const fromArm = (caller?: Caller): VaultTrigger => ({
+    ...base,
+    source: 'eventGrid',
+    kind: 'accessPolicyChanged',
+    operationName: 'Microsoft.KeyVault/vaults/accessPolicies/write',
+    eventType: 'Microsoft.Resources.ResourceWriteSuccess',
+    ...(caller ? { caller } : {}),
+  });
+
+  it('the Key Vault event: no "still being identified"; a follow-up only if ARM’s event arrives, else the activity log', () => {
+    const a = alertFor({ trigger: fromKeyVault });
+    expect(a.who.known).toBe(false);
+    expect(a.who.summary).not.toContain('still being identified');
+    expect(a.who.summary).toBe(
+      "not named by the Key Vault event; a follow-up names the caller if ARM's event for the change arrives",
+    );
+    const todo = a.humanActions.join(' ');
+    expect(todo).toContain('unless a follow-up names them');
+    expect(todo).toContain('activity log');
+    expect(todo).toContain(base.signalTime);
+  });
+
+  it('ARM’s event without claims promises nothing', () => {
+    const a = alertFor({ trigger: fromArm() });
+    expect(a.who).toEqual({ known: false, summary: 'not named by the ARM event' });
+    expect(a.humanActions.join(' ')).not.toContain('follow-up');
+    expect(a.humanActions.join(' ')).toContain('activity log');
+  });
+
+  it('ARM’s event names the caller in the primary', () => {
+    const a = alertFor({ trigger: fromArm(attacker) });
+    expect(a.who).toMatchObject({ known: true, upn: attacker.upn, oid: attacker.oid });
+    expect(a.decision.reason).toBe(
+      'The access policy of vault contoso-payments was changed by mallory@contoso.example.',
+    );
+    expect(a.humanActions.join(' ')).not.toContain('activity log');
+  });
+
+  it('the follow-up says who changed the policy, not who deleted something', () => {
+    const a = alertFor({ kind: 'attribution', trigger: fromKeyVault, caller: attacker });
+    expect(a.id).toBe(`${INCIDENT}/attribution`);
+    expect(a.title).toBe('Access policy of vault contoso-payments: changed by mallory@contoso.example');
+    expect(a.who).toMatchObject({ known: true, oid: attacker.oid, ipAddress: attacker.ipAddress });
+  });
+});

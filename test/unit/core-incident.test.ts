@@ -1,7 +1,11 @@
 /** Incident keys (design §2 step 4), the two-minute attach rule and alert ids. */
 import {
+  accessPolicyChangeIncident,
   accessPolicyIncident,
+  accessPolicyIncidentPrefix,
+  accessPolicyOrigin,
   alertId,
+  findAccessPolicyIncident,
   deniedDeletionIncident,
   findAttachable,
   incidentKeyFor,
@@ -172,5 +176,89 @@ describe('alert ids', () => {
     expect(alertId('key_kv1_k1_20260314t090000.000z', 'attribution')).toBe(
       'key_kv1_k1_20260314t090000.000z/attribution',
     );
+  });
+});
+
+describe('access-policy changes: one incident for the two events of one change', () => {
+  it('keys a change by vault, the time of its first event and that event’s origin', () => {
+    const kv = accessPolicyChangeIncident('KV1', '2026-03-14T09:27:10Z', 'keyVault');
+    const arm = accessPolicyChangeIncident('kv1', '2026-03-14T09:27:13.5Z', 'arm');
+    expect(kv).toEqual({
+      kind: 'access-policy',
+      partitionKey: 'kv1',
+      id: 'policy_kv1_20260314t092710.000z_kv',
+    });
+    expect(arm.id).toBe('policy_kv1_20260314t092713.500z_arm');
+    expect(isRowKeySafe(kv.id) && isRowKeySafe(arm.id)).toBe(true);
+    expect(kv.id.startsWith(accessPolicyIncidentPrefix('kv1'))).toBe(true);
+  });
+
+  it('tells the two origins apart by the operation name', () => {
+    expect(accessPolicyOrigin({ operationName: 'Microsoft.KeyVault.VaultAccessPolicyChanged' })).toBe(
+      'keyVault',
+    );
+    expect(accessPolicyOrigin({ operationName: 'MICROSOFT.KEYVAULT/VAULTS/ACCESSPOLICIES/WRITE' })).toBe(
+      'arm',
+    );
+  });
+
+  it('incidentKeyFor keys both events by time, not by the Event Grid id', () => {
+    const base = {
+      kind: 'accessPolicyChanged' as const,
+      source: 'eventGrid' as const,
+      vaultName: 'kv1',
+      vaultHost: 'kv1.vault.azure.net',
+      signalTime: '2026-03-14T09:27:10.000Z',
+      eventId: 'same-id',
+      operationName: 'Microsoft.KeyVault.VaultAccessPolicyChanged',
+    };
+    const r = incidentKeyFor(base);
+    expect(r).toEqual({ ok: true, key: accessPolicyChangeIncident('kv1', base.signalTime, 'keyVault') });
+    const other = incidentKeyFor({ ...base, signalTime: '2026-03-14T09:27:40.000Z' });
+    expect(other.ok && r.ok && other.key.id !== r.key.id).toBe(true);
+  });
+
+  const incidents = [
+    { id: 'a', vaultName: 'kv1', events: { keyVault: '2026-03-14T09:00:00.000Z' } },
+    { id: 'b', vaultName: 'kv1', events: { keyVault: '2026-03-14T09:01:00.000Z' } },
+    {
+      id: 'c',
+      vaultName: 'kv1',
+      events: { arm: '2026-03-14T09:10:00.000Z', keyVault: '2026-03-14T09:10:02.000Z' },
+    },
+    { id: 'd', vaultName: 'kv2', events: { keyVault: '2026-03-14T09:00:30.000Z' } },
+  ];
+
+  it.each([
+    [
+      'the ARM event of the nearest change the Key Vault event opened',
+      'arm',
+      '2026-03-14T09:00:40Z',
+      'b',
+      false,
+    ],
+    ['… and of the older one when it is nearer', 'arm', '2026-03-14T09:00:20Z', 'a', false],
+    ['a redelivery of the Key Vault event', 'keyVault', '2026-03-14T09:01:00Z', 'b', true],
+    ['a redelivery of the ARM event after both met', 'arm', '2026-03-14T09:10:00Z', 'c', true],
+    [
+      'another Key Vault event near them: a change of its own',
+      'keyVault',
+      '2026-03-14T09:00:30Z',
+      undefined,
+      false,
+    ],
+    [
+      'an ARM event when both events of the change near it were seen',
+      'arm',
+      '2026-03-14T09:10:05Z',
+      undefined,
+      false,
+    ],
+    ['an ARM event outside the window', 'arm', '2026-03-14T09:03:00.001Z', undefined, false],
+    ['an invalid time', 'arm', 'later', undefined, false],
+  ] as const)('%s', (_l, origin, signalTime, id, sameEvent) => {
+    const found = findAccessPolicyIncident(incidents, { vaultName: 'KV1', origin, signalTime });
+    expect(found?.incident.id).toBe(id);
+    if (found) expect(found.sameEvent).toBe(sameEvent);
   });
 });

@@ -571,6 +571,77 @@ describe('ARM resource events', () => {
   });
 });
 
+describe('ARM access-policy writes (Microsoft.KeyVault/vaults/accessPolicies/write)', () => {
+  const VAULT = '/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/vaults/kv-one';
+  const policyWrite = (resource: string, extra: Record<string, unknown> = {}) => ({
+    id: 'arm-ap-1',
+    eventType: 'Microsoft.Resources.ResourceWriteSuccess',
+    subject: resource,
+    eventTime: '2026-03-14T10:00:03.1234567Z',
+    topic: '/subscriptions/s',
+    data: {
+      operationName: 'Microsoft.KeyVault/vaults/accessPolicies/write',
+      resourceUri: resource,
+      claims: {
+        'http://schemas.microsoft.com/identity/claims/objectidentifier': 'o1',
+        'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn': 'eve@contoso.example',
+        appid: 'a1',
+      },
+      httpRequest: { clientIpAddress: '203.0.113.9', method: 'PUT' },
+      status: 'Succeeded',
+      ...extra,
+    },
+    dataVersion: '2',
+    metadataVersion: '1',
+  });
+
+  it.each([
+    ['the operation path', `${VAULT}/accessPolicies/add`],
+    ['the sample response id (trailing slash)', `${VAULT}/accessPolicies/`],
+    ['the vault itself', VAULT],
+  ])(
+    'becomes an access-policy trigger naming the caller, whatever resource it names (%s)',
+    (_l, resource) => {
+      expect(normalise(policyWrite(resource), 'eventGrid')).toEqual([
+        {
+          kind: 'accessPolicyChanged',
+          source: 'eventGrid',
+          vaultName: 'kv-one',
+          vaultHost: 'kv-one.vault.azure.net',
+          vaultResourceId: VAULT,
+          signalTime: '2026-03-14T10:00:03.123Z',
+          caller: { oid: 'o1', upn: 'eve@contoso.example', appId: 'a1', ipAddress: '203.0.113.9' },
+          eventId: 'arm-ap-1',
+          operationName: 'Microsoft.KeyVault/vaults/accessPolicies/write',
+          eventType: 'Microsoft.Resources.ResourceWriteSuccess',
+        },
+      ]);
+    },
+  );
+
+  it('is still a vault write when it is one, and an access-policy write is no deletion', () => {
+    const write = policyWrite(VAULT, { operationName: 'Microsoft.KeyVault/vaults/write' });
+    expect(normalise(write, 'eventGrid')[0]).toMatchObject({ kind: 'vaultWritten' });
+    const asDelete = { ...policyWrite(VAULT), eventType: 'Microsoft.Resources.ResourceDeleteSuccess' };
+    expect(normalise(asDelete, 'eventGrid')[0]).toMatchObject({
+      kind: 'rejection',
+      reason: 'unsupported-resource',
+    });
+  });
+
+  it('rejects a resource that is not under a vault', () => {
+    const other =
+      '/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/sa/accessPolicies/add';
+    expect(normalise(policyWrite(other), 'eventGrid')[0]).toMatchObject({ kind: 'rejection' });
+    const managedHsm =
+      '/subscriptions/s/resourceGroups/r/providers/Microsoft.KeyVault/managedHSMs/h1/accessPolicies/add';
+    expect(normalise(policyWrite(managedHsm), 'eventGrid')[0]).toMatchObject({
+      kind: 'rejection',
+      reason: 'unsupported-resource',
+    });
+  });
+});
+
 describe('common alert schema with dimensions', () => {
   const alert = (
     dimensions: Array<{ name: string; value: unknown }>,

@@ -867,6 +867,129 @@ describe('the resource events against Microsoft’s samples', () => {
   });
 });
 
+describe('PUT accessPolicies/{add|replace|remove} (Vaults_UpdateAccessPolicy)', () => {
+  const ALICE_TENANT = () => core.tenantId;
+  const entry = (objectId: string, keys: string[]) => ({
+    tenantId: ALICE_TENANT(),
+    objectId,
+    permissions: { keys },
+  });
+  const OTHER = '0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e';
+
+  it('adds an entry, answers 200 with the VaultAccessPolicyParameters, and publishes accessPolicies/write with the caller', async () => {
+    const vault = core.addVault({ name: 'kv1' });
+    const res = await call('PUT', `${vaultPath('kv1')}/accessPolicies/add`, {
+      body: { properties: { accessPolicies: [entry(OTHER, ['get', 'purge'])] } },
+    });
+    expect(res.status).toBe(200);
+    expectValid('VaultAccessPolicyParameters', res.body);
+    expect(body(res)).toMatchObject({
+      id: `${vaultPath('kv1')}/accessPolicies/`,
+      type: 'Microsoft.KeyVault/vaults/accessPolicies',
+      properties: { accessPolicies: [entry(OTHER, ['get', 'purge'])] },
+    });
+    expect(vault.accessPolicies).toEqual([entry(OTHER, ['get', 'purge'])]);
+    expect(core.events).toHaveLength(1);
+    expect(core.events[0]).toMatchObject({
+      eventType: 'Microsoft.Resources.ResourceWriteSuccess',
+      subject: `${vaultResourceId(vault)}/accessPolicies/add`,
+      data: {
+        operationName: 'Microsoft.KeyVault/vaults/accessPolicies/write',
+        authorization: { action: 'Microsoft.KeyVault/vaults/accessPolicies/write' },
+        claims: { 'http://schemas.microsoft.com/identity/claims/objectidentifier': admin.oid },
+        httpRequest: { clientIpAddress: '198.51.100.23', method: 'PUT' },
+      },
+    });
+    // No system topic for the vault: Key Vault publishes nothing.
+    expect(core.resourceEvents).toEqual([]);
+  });
+
+  it('merges on add, sets on replace, takes away on remove', async () => {
+    const vault = core.addVault({ name: 'kv1' });
+    const put = (kind: string, keys: string[]) =>
+      call('PUT', `${vaultPath('kv1')}/accessPolicies/${kind}`, {
+        body: { properties: { accessPolicies: [entry(OTHER, keys)] } },
+      });
+    await put('add', ['get']);
+    await put('add', ['list', 'get']);
+    expect(vault.accessPolicies).toEqual([entry(OTHER, ['get', 'list'])]);
+    await put('replace', ['purge']);
+    expect(vault.accessPolicies).toEqual([entry(OTHER, ['purge'])]);
+    await put('remove', ['purge']);
+    expect(vault.accessPolicies).toEqual([]);
+  });
+
+  it("publishes Key Vault's VaultAccessPolicyChanged to the vault's system topic when there is one, also for a PATCH or PUT that changes the policies", async () => {
+    const vault = core.addVault({ name: 'kv1' });
+    core.systemTopicSources.add(vaultResourceId(vault).toLowerCase());
+    await call('PUT', `${vaultPath('kv1')}/accessPolicies/add`, {
+      body: { properties: { accessPolicies: [entry(OTHER, ['get'])] } },
+    });
+    expect(core.resourceEvents).toEqual([
+      {
+        source: vaultResourceId(vault),
+        event: {
+          subject: 'kv1',
+          eventType: 'Microsoft.KeyVault.VaultAccessPolicyChanged',
+          data: {
+            Id: 'https://kv1.vault.azure.net',
+            VaultName: 'kv1',
+            ObjectType: 'Vault',
+            ObjectName: 'kv1',
+            Version: null,
+            NBF: null,
+            EXP: null,
+          },
+          dataVersion: '1',
+        },
+      },
+    ]);
+    // A PATCH that leaves the policies as they are raises nothing; one that changes them does.
+    await call('PATCH', vaultPath('kv1'), { body: { tags: { a: 'b' } } });
+    expect(core.resourceEvents).toHaveLength(1);
+    await call('PATCH', vaultPath('kv1'), { body: { properties: { accessPolicies: [] } } });
+    expect(core.resourceEvents).toHaveLength(2);
+    const current = body(await call('GET', vaultPath('kv1')));
+    await call('PUT', vaultPath('kv1'), {
+      body: {
+        location: current.location,
+        properties: { ...current.properties, accessPolicies: [entry(OTHER, ['all'])] },
+      },
+    });
+    expect(core.resourceEvents).toHaveLength(3);
+    expect(core.events.map((e) => (e.data as Body).operationName)).toEqual([
+      'Microsoft.KeyVault/vaults/accessPolicies/write',
+      'Microsoft.KeyVault/vaults/write',
+      'Microsoft.KeyVault/vaults/write',
+      'Microsoft.KeyVault/vaults/write',
+    ]);
+  });
+
+  it('needs accessPolicies/write, refuses an unknown kind, a missing body and another method', async () => {
+    core.addVault({ name: 'kv1' });
+    const reader = core.addPrincipal({ kind: 'user', upn: 'rita@contoso.com' });
+    core.grant(reader.oid, `/subscriptions/${core.subscriptionId}`, 'Reader');
+    const body1 = { properties: { accessPolicies: [entry(OTHER, ['get'])] } };
+    expectArmError(
+      await call('PUT', `${vaultPath('kv1')}/accessPolicies/add`, { as: reader, body: body1 }),
+      403,
+      'AuthorizationFailed',
+    );
+    expectArmError(
+      await call('PUT', `${vaultPath('kv1')}/accessPolicies/merge`, { body: body1 }),
+      400,
+      'BadRequest',
+    );
+    expectArmError(
+      await call('PUT', `${vaultPath('kv1')}/accessPolicies/add`, { body: {} }),
+      400,
+      'InvalidRequestContent',
+    );
+    expectArmError(await call('GET', `${vaultPath('kv1')}/accessPolicies/add`), 405, 'MethodNotAllowed');
+    expect(core.events).toEqual([]);
+  });
+});
+
 describe('seedVault', () => {
   it('builds a vault with Key Vault’s defaults and grants the roles at the vault', () => {
     const principal = core.addPrincipal({ kind: 'managedIdentity' });

@@ -821,6 +821,8 @@ describe('eventgrid-subscriptions.json', () => {
     );
   });
 
+  // accessPolicies/write: ARM's event of an access-policy change names the caller the Key Vault
+  // system event lacks (the responder's attribution follow-up for VaultAccessPolicyChanged).
   it("routes each subscription's vault deletes and writes, filtered on data.operationName", () => {
     const [vaultEvents] = subscriptionsOf('Microsoft.EventGrid/systemTopics/eventSubscriptions');
     expect(vaultEvents!.filter).toEqual({
@@ -832,7 +834,11 @@ describe('eventgrid-subscriptions.json', () => {
         {
           operatorType: 'StringIn',
           key: 'data.operationName',
-          values: ['Microsoft.KeyVault/vaults/delete', 'Microsoft.KeyVault/vaults/write'],
+          values: [
+            'Microsoft.KeyVault/vaults/delete',
+            'Microsoft.KeyVault/vaults/write',
+            'Microsoft.KeyVault/vaults/accessPolicies/write',
+          ],
         },
       ],
     });

@@ -218,6 +218,22 @@ function accessPolicyChanged(time: string): unknown {
   };
 }
 
+/**
+ * The same change made through ARM (`PUT …/accessPolicies/add`): `ResourceWriteSuccess` for
+ * `Microsoft.KeyVault/vaults/accessPolicies/write`, with the caller's claims.
+ */
+function accessPolicyWrite(time: string, caller: { oid: string; upn: string; ip: string }): unknown {
+  const event = armEvent('write', PAYMENTS_ID, time, caller) as Record<string, unknown>;
+  const data = event.data as Record<string, unknown>;
+  const op = 'Microsoft.KeyVault/vaults/accessPolicies/write';
+  event.id = '3e9f1a2b-4c5d-4e6f-8a7b-9c0d1e2f3a4b';
+  event.subject = `${PAYMENTS_ID}/accessPolicies/add`;
+  data.resourceUri = event.subject;
+  data.operationName = op;
+  (data.authorization as Record<string, unknown>).action = op;
+  return event;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -989,6 +1005,87 @@ describe('what cannot be undone, and what kvguard may not do', () => {
     expect(content(primaries(tp)[0]!)).toMatchObject({ severity: 'critical', who: { upn: MALLORY.upn } });
   });
 
+  describe('a purged key is one critical incident, whichever of its records comes first', () => {
+    // The purge 47 s after the deletion (the fixture's purge record is minutes later: moved into the window).
+    const PURGE_TIME = '2026-03-14T09:27:40.000Z';
+    const purgeRecord = (options: { caller?: boolean } = {}): Trigger => {
+      const r = record('keypurge-success');
+      r.time = PURGE_TIME;
+      const t = keyTrigger(normalise(r, 'auditLog'));
+      if (options.caller === false) delete (t as { caller?: unknown }).caller;
+      return t;
+    };
+    const purged = () => {
+      const tp = testPipeline({ start: '2026-03-14T09:29:00Z' });
+      const deletion = deletedAsIn(tp, 'keydelete-user-short-claims');
+      tp.keyVault.purgeKey(PAYMENTS_HOST, 'cmk-orders');
+      return { tp, deletion };
+    };
+
+    it('the purge first: the deletion record of the gone key joins the purge incident', async () => {
+      const { tp, deletion } = purged();
+      const purge = await tp.runOne(purgeRecord());
+      expect(purge).toMatchObject({
+        status: 'acted',
+        decision: { code: 'key-purged', severity: 'critical' },
+      });
+      const joined = await tp.runOne(deletion);
+      expect(joined).toMatchObject({ status: 'duplicate', incidentId: purge.incidentId });
+      tp.clock.advance(60_000);
+      expect(await tp.runOne(deletion)).toMatchObject({ status: 'duplicate', incidentId: purge.incidentId });
+      expect(await tp.runOne(purgeRecord())).toMatchObject({
+        status: 'duplicate',
+        incidentId: purge.incidentId,
+      });
+      expectEverySinkReceived(tp, [`${purge.incidentId}/primary`]);
+      expect(tp.received().every((m) => m.severity === 'critical')).toBe(true);
+      expect(tp.keyVault.recoveries).toEqual([]);
+    });
+
+    it('the deletion record first: the purge record joins its "not recoverable" incident', async () => {
+      const { tp, deletion } = purged();
+      const gone = await tp.runOne(deletion);
+      expect(gone).toMatchObject({
+        status: 'acted',
+        decision: { code: 'key-not-recoverable', severity: 'critical' },
+      });
+      const joined = await tp.runOne(purgeRecord());
+      expect(joined).toMatchObject({ status: 'duplicate', incidentId: gone.incidentId });
+      expect(await tp.runOne(purgeRecord())).toMatchObject({
+        status: 'duplicate',
+        incidentId: gone.incidentId,
+      });
+      expect(await tp.runOne(deletion)).toMatchObject({ status: 'duplicate', incidentId: gone.incidentId });
+      expectEverySinkReceived(tp, [`${gone.incidentId}/primary`]);
+    });
+
+    it('a purge record without a caller: the deletion record brings one follow-up, and calls its caller the deleter', async () => {
+      const { tp, deletion } = purged();
+      const purge = await tp.runOne(purgeRecord({ caller: false }));
+      expect(content(primaries(tp)[0]!).who.known).toBe(false);
+      const joined = await tp.runOne(deletion);
+      expect(joined).toMatchObject({ status: 'attributed', incidentId: purge.incidentId });
+      const followUp = content(attributions(tp)[0]!);
+      expect(followUp.who).toMatchObject({ known: true, upn: MALLORY.upn, oid: MALLORY.oid });
+      expect(followUp.title).toBe(`Key cmk-orders in vault ${PAYMENTS}: deletion made by ${MALLORY.upn}`);
+      expect(followUp.decision.reason).toContain(`the purge names no caller; ${MALLORY.upn} deleted it`);
+      expect(await tp.runOne(deletion)).toMatchObject({ status: 'duplicate', incidentId: purge.incidentId });
+      expectEverySinkReceived(tp, [`${purge.incidentId}/primary`, `${purge.incidentId}/attribution`]);
+    });
+
+    it('a deletion record that arrives before the key has settled is still retried, then joins the purge', async () => {
+      const tp = testPipeline({ start: '2026-03-14T09:27:41Z' });
+      const deletion = deletedAsIn(tp, 'keydelete-user-short-claims');
+      tp.keyVault.purgeKey(PAYMENTS_HOST, 'cmk-orders');
+      const purge = await tp.runOne(purgeRecord());
+      // 47 s after the deletion: a gone key may still be a delete completing, so the record is retried.
+      const { outcomes, errors } = await deliverLikeEventGrid(tp, deletion);
+      expect(errors.every((e) => e instanceof RetryableError)).toBe(true);
+      expect(outcomes[0]).toMatchObject({ status: 'duplicate', incidentId: purge.incidentId });
+      expect(primaries(tp)).toHaveLength(1);
+    });
+  });
+
   it('names the missing permission when the vault refuses the recovery (403)', async () => {
     const tp = testPipeline();
     tp.keyVault.fail('recoverKey', failures.forbidden(RECOVER_PERMISSION));
@@ -1313,6 +1410,103 @@ describe('vaults', () => {
     // The same event redelivered: no second alert.
     await tp.runOne(only(normalise(accessPolicyChanged('2026-03-14T09:27:10Z'), 'eventGrid')));
     expect(primaries(tp)).toHaveLength(1);
+  });
+});
+
+describe('an access-policy change: one incident for its two events', () => {
+  const KV_TIME = '2026-03-14T09:27:10Z';
+  // ARM's event of the same change, a few seconds later.
+  const ARM_TIME = '2026-03-14T09:27:13.2Z';
+  const kvEvent = (time = KV_TIME) => only(normalise(accessPolicyChanged(time), 'eventGrid'));
+  const armWrite = (time = ARM_TIME) => only(normalise(accessPolicyWrite(time, EVE), 'eventGrid'));
+
+  it('the Key Vault event first: an honest primary, then exactly one follow-up naming the caller from ARM', async () => {
+    const tp = testPipeline();
+    const first = await tp.runOne(kvEvent());
+    expect(first).toMatchObject({ status: 'acted', kind: 'accessPolicyChanged' });
+    const primary = content(primaries(tp)[0]!);
+    expect(primary.who.known).toBe(false);
+    expect(primary.who.summary).not.toContain('still being identified');
+    expect(primary.humanActions.join(' ')).toContain('activity log');
+
+    tp.clock.advance(4_000);
+    const second = await tp.runOne(armWrite());
+    expect(second).toMatchObject({ status: 'attributed', incidentId: first.incidentId });
+    const followUp = content(attributions(tp)[0]!);
+    expect(followUp.id).toBe(`${first.incidentId}/attribution`);
+    expect(followUp.title).toBe(`Access policy of vault ${PAYMENTS}: changed by ${EVE.upn}`);
+    expect(followUp.who).toMatchObject({ known: true, upn: EVE.upn, oid: EVE.oid, ipAddress: EVE.ip });
+    expect(followUp.decision.code).toBe('access-policy-changed');
+
+    // Redeliveries of either event, now and later: duplicates of the same incident.
+    for (const again of [armWrite(), kvEvent(), armWrite()]) {
+      tp.clock.advance(30_000);
+      expect(await tp.runOne(again)).toMatchObject({ status: 'duplicate', incidentId: first.incidentId });
+    }
+    expectEverySinkReceived(tp, [`${first.incidentId}/primary`, `${first.incidentId}/attribution`]);
+    expect(tp.ledger.value(PAYMENTS, first.incidentId!)!.state).toBe('closed');
+    expectNoWrites(tp);
+  });
+
+  it('ARM’s event first: the primary names the caller, and the Key Vault event adds nothing', async () => {
+    const tp = testPipeline();
+    const first = await tp.runOne(armWrite('2026-03-14T09:27:09.8Z'));
+    expect(first).toMatchObject({ status: 'acted', kind: 'accessPolicyChanged' });
+    expect(content(primaries(tp)[0]!).who).toMatchObject({ known: true, upn: EVE.upn, oid: EVE.oid });
+    tp.clock.advance(2_000);
+    expect(await tp.runOne(kvEvent())).toMatchObject({ status: 'duplicate', incidentId: first.incidentId });
+    expect(await tp.runOne(armWrite('2026-03-14T09:27:09.8Z'))).toMatchObject({
+      status: 'duplicate',
+      incidentId: first.incidentId,
+    });
+    expect(await tp.runOne(kvEvent())).toMatchObject({ status: 'duplicate', incidentId: first.incidentId });
+    expectEverySinkReceived(tp, [`${first.incidentId}/primary`]);
+  });
+
+  it('two changes a few seconds apart stay two incidents, each with its own caller', async () => {
+    const tp = testPipeline();
+    const a = await tp.runOne(kvEvent('2026-03-14T09:27:10Z'));
+    await tp.runOne(armWrite('2026-03-14T09:27:12Z'));
+    const b = await tp.runOne(kvEvent('2026-03-14T09:27:40Z'));
+    expect(b.incidentId).not.toBe(a.incidentId);
+    const bArm = await tp.runOne(armWrite('2026-03-14T09:27:41Z'));
+    expect(bArm).toMatchObject({ status: 'attributed', incidentId: b.incidentId });
+    expectEverySinkReceived(tp, [
+      `${a.incidentId}/primary`,
+      `${a.incidentId}/attribution`,
+      `${b.incidentId}/primary`,
+      `${b.incidentId}/attribution`,
+    ]);
+  });
+
+  it('an ARM event outside the window opens its own incident (the caller’s own change)', async () => {
+    const tp = testPipeline();
+    const a = await tp.runOne(kvEvent('2026-03-14T09:27:10Z'));
+    const late = await tp.runOne(armWrite('2026-03-14T09:29:10.001Z'));
+    expect(late).toMatchObject({ status: 'acted' });
+    expect(late.incidentId).not.toBe(a.incidentId);
+    expect(attributions(tp)).toEqual([]);
+  });
+
+  it('ARM’s event while the primary is still owed to a sink: the primary goes out, then the follow-up', async () => {
+    const tp = testPipeline();
+    tp.sink('teams').failNext(1);
+    await expect(tp.runOne(kvEvent())).rejects.toBeInstanceOf(RetryableError);
+    const second = await tp.runOne(armWrite());
+    expect(second.status).toBe('attributed');
+    expectEverySinkReceived(tp, [`${second.incidentId}/primary`, `${second.incidentId}/attribution`]);
+    expect(content(attributions(tp)[0]!).who.oid).toBe(EVE.oid);
+    expect((await tp.runOne(kvEvent())).status).toBe('duplicate');
+  });
+
+  it('dry run: plans the follow-up without a write', async () => {
+    const tp = testPipeline();
+    const first = await tp.runOne(kvEvent());
+    const before = JSON.stringify(tp.ledger.value(PAYMENTS, first.incidentId!));
+    const planned = await tp.runOne(armWrite(), { dryRun: true });
+    expect(planned).toMatchObject({ status: 'planned', incidentId: first.incidentId });
+    expect(JSON.stringify(tp.ledger.value(PAYMENTS, first.incidentId!))).toBe(before);
+    expect(attributions(tp)).toEqual([]);
   });
 });
 

@@ -26,6 +26,12 @@ export interface FakeCore extends EmulatorCore {
   /** Every record handed to `audit`, in order. */
   readonly audits: AuditRecord[];
   readonly events: Array<Record<string, unknown>>;
+  /**
+   * Resources that have a system topic (lower-cased ARM ids): `publishResourceEvent` publishes only to
+   * these, into `resourceEvents`, as Azure publishes only where a system topic exists.
+   */
+  readonly systemTopicSources: Set<string>;
+  readonly resourceEvents: Array<{ source: string; event: Record<string, unknown> }>;
   readonly logs: string[];
   /** Moves the manual clock forward. */
   advance(ms: number): void;
@@ -96,6 +102,8 @@ export function createFakeCore(options: FakeCoreOptions = {}): FakeCore {
   const vaults = new Map<string, VaultRecord>();
   const audits: AuditRecord[] = [];
   const events: Array<Record<string, unknown>> = [];
+  const systemTopicSources = new Set<string>();
+  const resourceEvents: Array<{ source: string; event: Record<string, unknown> }> = [];
   const logs: string[] = [];
 
   const randomHex = (length: number): string => {
@@ -179,12 +187,19 @@ export function createFakeCore(options: FakeCoreOptions = {}): FakeCore {
     publishSubscriptionEvent: (event) => {
       events.push(event);
     },
+    publishResourceEvent: (source, event) => {
+      if (!systemTopicSources.has(source.toLowerCase())) return false;
+      resourceEvents.push({ source, event });
+      return true;
+    },
     randomHex,
     log: (message) => {
       logs.push(message);
     },
     audits,
     events,
+    systemTopicSources,
+    resourceEvents,
     logs,
     advance(ms) {
       clock += ms;
