@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { sendToSinks } from './alerting';
 import { toSafeError } from './core/errors';
 import type { NormaliseResult, Rejection } from './core/model';
 import { isRejection, normalise, toSignalCloudEvents } from './core/normalise';
@@ -323,13 +324,5 @@ export async function raiseOperationalAlert(
     data: { ...alert.data, title: alert.title, text: alert.text },
     text: [alert.title, ...alert.text],
   };
-  await Promise.all(
-    rt.sinks.map(async (sink) => {
-      const result = await sink
-        .send(message)
-        .catch((e: unknown) => ({ ok: false as const, retryable: true, detail: toSafeError(e).message }));
-      if (!result.ok)
-        inv.log.error({ sink: sink.name, detail: result.detail }, 'operational alert not delivered');
-    }),
-  );
+  await sendToSinks(rt.sinks, message, inv.log);
 }

@@ -4,6 +4,7 @@
  * sweep) ends here with a `Trigger`. The event is only a trigger: state is re-read before acting,
  * so duplicates and replays are harmless; the ledger makes each incident act and alert once.
  */
+import { sendToSink, sendToSinks } from './alerting';
 import type { Logger } from 'pino';
 import { isCallerKnown, mergeCallers } from './core/caller';
 import { decide, type ResponsePolicy } from './core/decide';
@@ -519,17 +520,7 @@ export class Pipeline {
         'To do: grant kvguard its role on the vault (infra/vault.json), then replay the signal.',
       ],
     };
-    await Promise.all(
-      this.deps.sinks.map(async (sink) => {
-        const result = await sink.send(message).catch((e: unknown) => ({
-          ok: false as const,
-          retryable: true,
-          detail: toSafeError(e).message,
-        }));
-        if (!result.ok)
-          ctx.log.warn({ sink: sink.name, detail: result.detail }, 'operational alert not delivered');
-      }),
-    );
+    await sendToSinks(this.deps.sinks, message, ctx.log);
   }
 
   // ---------------------------------------------------------------- vault-level triggers
@@ -1245,12 +1236,7 @@ export class Pipeline {
     await Promise.all(
       this.deps.sinks.map(async (sink) => {
         if (sinks[sink.name]?.delivered) return;
-        let result;
-        try {
-          result = await sink.send(message);
-        } catch (error) {
-          result = { ok: false as const, retryable: true, detail: toSafeError(error).message };
-        }
+        const result = await sendToSink(sink, message);
         sinks[sink.name] = {
           delivered: result.ok,
           detail: result.ok ? undefined : result.detail,

@@ -16,6 +16,7 @@
  * (a mark in the ledger's table, partition `sweep`), never fatal; one vault's failure never stops
  * the run, and the run keeps within the invocation budget: what is left waits for the next run.
  */
+import { sendToSinks } from './alerting';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { toSafeError } from './core/errors';
@@ -604,14 +605,8 @@ async function reportForbiddenOnce(
         'This alert is sent once a day while the problem lasts.',
       ],
     };
-    const results = await Promise.all(
-      rt.sinks.map((sink) =>
-        sink
-          .send(message)
-          .catch((e: unknown) => ({ ok: false as const, retryable: true, detail: toSafeError(e).message })),
-      ),
-    );
-    const delivered = results.every((r) => r.ok);
+    const results = await sendToSinks(rt.sinks, message, invocation.log);
+    const delivered = results.every((d) => d.result.ok);
     if (!delivered) invocation.log.error({ alert: alertId }, 'operational alert not delivered to every sink');
     await rt.sweepState.update(entry, { ...entry.value, delivered });
   } catch (error) {

@@ -22,6 +22,7 @@
  * failure is an entry, never the end of the run. One drift report per run goes to the alert sinks
  * (kind `drift`) when there was drift or a failure.
  */
+import { sendToSinks } from '../alerting';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
@@ -1057,19 +1058,9 @@ async function deliver(
   deps: ReconcilerDeps,
   message: AlertMessage,
 ): Promise<{ ok: boolean; detail?: string }> {
-  const results = await Promise.all(
-    deps.sinks.map(async (sink) => {
-      const r = await sink
-        .send(message)
-        .catch((e: unknown) => ({ ok: false as const, retryable: true, detail: (e as Error).message }));
-      return { sink: sink.name, r };
-    }),
-  );
-  const retry = results.filter((x) => !x.r.ok && x.r.retryable);
-  for (const x of results)
-    if (!x.r.ok)
-      deps.log.error({ sink: x.sink, detail: x.r.detail, alert: message.id }, 'alert not delivered');
-  return retry.length === 0 ? { ok: true } : { ok: false, detail: retry.map((x) => x.sink).join(', ') };
+  const results = await sendToSinks(deps.sinks, message, deps.log);
+  const retry = results.filter((d) => !d.result.ok && d.result.retryable);
+  return retry.length === 0 ? { ok: true } : { ok: false, detail: retry.map((d) => d.sink).join(', ') };
 }
 
 async function defenderAlertsFor(ctx: Ctx): Promise<void> {
