@@ -16,6 +16,21 @@ export default tseslint.config(
     },
   },
   {
+    files: ['lib/**/*.ts', 'functions/**/*.ts'],
+    rules: {
+      // `import { z }` takes zod's whole namespace (every locale) into dist/index.js: ~370 KiB more to
+      // load on every cold start. `import * as z` lets the bundler keep only what is used.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "ImportDeclaration[source.value='zod'] > :matches(ImportSpecifier[imported.name='z'], ImportDefaultSpecifier)",
+          message: "use `import * as z from 'zod'` (tree-shaken; see scripts/build.mjs)",
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -19,7 +19,7 @@ import {
 } from './adapters/sinks';
 import { BlobPoisonStore, TableLedger } from './adapters/storage';
 import { VaultManagementAdapter } from './adapters/vaults';
-import { PostureArmAdapter } from './adapters/posture';
+import { lazyPort } from './adapters/lazy';
 import type { PostureArm } from './posture/ports';
 import type { ForwardedAlert } from './posture/reconcile';
 import { loadConfig, type Config } from './config';
@@ -171,7 +171,10 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       credential,
       retry,
     ),
-    postureArm: new PostureArmAdapter(credential, retry),
+    // Loaded on the posture timer's first run: its ARM packages stay out of every cold start.
+    postureArm: lazyPort<PostureArm>(() =>
+      import('./adapters/posture').then((m) => new m.PostureArmAdapter(credential, retry)),
+    ),
     postureLedger: TableLedger.create<ForwardedAlert>(
       config.storage.tableEndpoint,
       config.storage.ledgerTable,

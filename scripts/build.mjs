@@ -1,8 +1,8 @@
 // `npm run build` (after `tsc --noEmit` type-checked everything): bundles the functions app with
 // esbuild into dist/index.js, the file package.json `main` names. `@azure/functions-core` is
-// provided by the Functions worker at run time, so it stays external. @azure/storage-blob (a third of
-// the bundle, needed only when the forwarder's last attempt fails) goes to dist/blob-client.js beside
-// it, loaded on first use: what is not loaded at start-up costs no cold start.
+// provided by the Functions worker at run time, so it stays external. What only a rare path needs goes
+// to a bundle of its own beside it, loaded on first use (LAZY below): @azure/storage-blob (the
+// poison store) and the posture's ARM packages (the hourly timer) cost the responder no cold start.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import {
@@ -28,21 +28,35 @@ if (!existsSync(entry)) {
   console.log('build: functions/index.ts does not exist yet; nothing to bundle');
   process.exit(0);
 }
-// Loaded on first use, not at start-up: the bundle requires `./blob-client.js` beside it when the poison
-// store writes for the first time (lib/adapters/storage.ts).
+// Loaded on first use, not at start-up: each is a bundle of its own beside dist/index.js, which
+// imports it when first needed — the poison store's Blob client (lib/adapters/storage.ts), the
+// posture's ARM adapter (lib/runtime.ts, through lib/adapters/lazy.ts).
+const LAZY = [
+  {
+    specifier: './blob-client',
+    importer: join('lib', 'adapters', 'storage.ts'),
+    entry: join('lib', 'adapters', 'blob-client.ts'),
+    out: 'blob-client',
+  },
+  {
+    specifier: './adapters/posture',
+    importer: join('lib', 'runtime.ts'),
+    entry: join('lib', 'adapters', 'posture.ts'),
+    out: 'posture',
+  },
+];
 const lazyModules = {
   name: 'lazy-modules',
   setup(b) {
-    b.onResolve({ filter: /^\.\/blob-client$/ }, (args) =>
-      args.importer.endsWith(join('lib', 'adapters', 'storage.ts'))
-        ? { path: './blob-client.js', external: true }
-        : undefined,
-    );
+    b.onResolve({ filter: /^\.\/(blob-client|adapters\/posture)$/ }, (args) => {
+      const lazy = LAZY.find((l) => l.specifier === args.path && args.importer.endsWith(l.importer));
+      return lazy ? { path: `./${lazy.out}.js`, external: true } : undefined;
+    });
   },
 };
 const started = performance.now();
 await build({
-  entryPoints: { index: entry, 'blob-client': join(root, 'lib', 'adapters', 'blob-client.ts') },
+  entryPoints: { index: entry, ...Object.fromEntries(LAZY.map((l) => [l.out, join(root, l.entry)])) },
   plugins: [lazyModules],
   outdir,
   bundle: true,
@@ -61,7 +75,7 @@ await build({
 });
 const size = statSync(join(outdir, 'index.js')).size;
 console.log(
-  `build: dist/index.js (+ blob-client.js, loaded on first use) ${(size / 1024).toFixed(0)} KiB in ${(performance.now() - started).toFixed(0)} ms`,
+  `build: dist/index.js (+ ${LAZY.map((l) => `${l.out}.js`).join(', ')}, loaded on first use) ${(size / 1024).toFixed(0)} KiB in ${(performance.now() - started).toFixed(0)} ms`,
 );
 
 // ---------------------------------------------------------------------------------------------

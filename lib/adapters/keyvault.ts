@@ -164,6 +164,12 @@ export class KeyVaultDataAdapter implements KeyVaultData {
     while (clock.now().getTime() + wait < deadline.getTime()) {
       if (wait > 0) await clock.sleep(wait);
       const offset = clock.now().getTime() - acceptedAt;
+      if (first && offset <= this.lag.knownTooEarly()) {
+        // Meanwhile another recovery read this early and missed (the service slowed down): so would
+        // this read. Wait past that instead of spending a call.
+        wait = this.lag.knownTooEarly() - offset + this.options.pollMs;
+        continue;
+      }
       try {
         await client.getKey(keyName);
         polls++;
@@ -228,12 +234,15 @@ function isAbortError(error: unknown): boolean {
  * so that the first confirming read goes out when the key is likely readable: neither too early (a
  * call that answers 404) nor late (latency). `ok` is the smallest read offset (ms after the recover
  * call was accepted) known to have found the key; `miss` the largest known to have been too early.
- * A first read probes halfway between them until they are within `resolutionMs`; a first read at
- * `ok` that misses means the service got slower, and `ok` is learned again. What was too early is
- * forgotten after `forgetMs`, so a service that got faster is noticed.
+ * A first read probes halfway between them while they are further apart than `resolutionMs` (and a
+ * quarter of `ok`); a first read at `ok` that misses means the service got slower: the offset that
+ * then finds the key becomes `ok`. What was too early is forgotten after `forgetMs`, so a service
+ * that got faster is noticed. While nothing is known, one recovery finds out and the others wait.
  */
 export class CompletionLag {
   private ok: number | undefined;
+  private stale = false;
+  private bisecting = false;
   private miss = 0;
   private missAt = 0;
   private probing = false;
@@ -253,8 +262,17 @@ export class CompletionLag {
   /** When to read first; `undefined` while nothing is known and another recovery is probing. */
   firstRead(): number | undefined {
     if (this.ok === undefined) return this.probing ? undefined : this.probe();
-    if (this.clock.now().getTime() - this.missAt > this.forgetMs) this.miss = 0;
-    return this.ok - this.miss > this.resolutionMs ? Math.ceil((this.ok + this.miss) / 2) : this.ok;
+    if (this.miss > 0 && this.clock.now().getTime() - this.missAt > this.forgetMs) this.miss = 0;
+    const gap = this.ok - this.miss;
+    // One probe below `ok` at a time: concurrent recoveries reading early together would all miss.
+    if (gap <= Math.max(this.resolutionMs, this.ok / 4) || this.bisecting) return this.ok;
+    this.bisecting = true;
+    return Math.ceil((this.ok + this.miss) / 2);
+  }
+
+  /** The latest read offset lately found too early (0 when none, or forgotten). */
+  knownTooEarly(): number {
+    return this.clock.now().getTime() - this.missAt > this.forgetMs ? 0 : this.miss;
   }
 
   /** This recovery finds out (nothing is known): its first read is at the initial delay. */
@@ -269,14 +287,16 @@ export class CompletionLag {
   }
 
   found(offsetMs: number): void {
-    this.ok = this.ok === undefined ? offsetMs : Math.min(this.ok, offsetMs);
-    if (this.miss >= this.ok) this.miss = 0;
+    this.ok = this.ok === undefined || this.stale ? offsetMs : Math.min(this.ok, offsetMs);
+    this.stale = false;
+    // Reads jitter: a miss later than a find just means the two are as close as they get.
+    if (this.miss >= this.ok) this.miss = Math.max(0, this.ok - this.resolutionMs);
     this.release();
   }
 
   tooEarly(offsetMs: number): void {
-    // A first read at `ok` missed: the service got slower; learn it again from here.
-    if (this.ok !== undefined && offsetMs >= this.ok) this.ok = undefined;
+    // A first read at `ok` missed: the service got slower; what finds the key now is the new `ok`.
+    if (this.ok !== undefined && offsetMs >= this.ok) this.stale = true;
     this.miss = Math.max(this.miss, offsetMs);
     this.missAt = this.clock.now().getTime();
   }
@@ -288,6 +308,7 @@ export class CompletionLag {
 
   private release(): void {
     this.probing = false;
+    this.bisecting = false;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();

@@ -28,7 +28,7 @@
  * An item absent from `defaults` is not reconciled; a subscription's override replaces the default
  * item (for `defenderPlans`, plan by plan), and `null` turns an item off for that subscription.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** "Key vaults should have deletion protection enabled" (Azure/azure-policy, `built-in-policies/
  * policyDefinitions/Key Vault/Recoverable_Audit.json`: effect Audit (default), Deny or Disabled). */

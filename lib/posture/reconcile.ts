@@ -28,6 +28,7 @@ import type { Logger } from 'pino';
 import type {
   AlertMessage,
   AlertSink,
+  ArmResult,
   CallFailure,
   Clock,
   Ledger,
@@ -50,6 +51,7 @@ import {
 import type {
   DiagnosticSettingFacts,
   FlowLogFacts,
+  JitPolicyFacts,
   JitPortRule,
   JitVirtualMachine,
   NetworkWatcherFacts,
@@ -422,8 +424,10 @@ export async function reconcilePosture(
 }
 
 async function reconcileSubscription(ctx: Ctx, s: PostureSettings, policyScopes: Set<string>): Promise<void> {
+  // JIT's listings do not depend on the plans: they are read while the plans are handled.
+  const jitListings = s.jit ? listJit(ctx) : undefined;
   const p2 = s.defenderPlans ? await defenderPlans(ctx, s.defenderPlans) : await serversP2Only(ctx);
-  if (s.jit) await jitFor(ctx, s.jit, p2);
+  if (s.jit) await jitFor(ctx, s.jit, p2, jitListings!);
   const needVaults = s.diagnostics || s.purgeProtection;
   let vaults: VaultFacts[] = [];
   if (needVaults) {
@@ -559,20 +563,37 @@ interface PolicyGroup {
   entries: Array<{ entry: PlanEntry; vmId: string; desired: JitPortRule[] }>;
 }
 
+interface JitListings {
+  vms: Promise<ArmResult<VmFacts[]>>;
+  policies: Promise<ArmResult<JitPolicyFacts[]>>;
+}
+
+/** The subscription's VMs and JIT policies, both asked for at once. */
+function listJit(ctx: Ctx): JitListings {
+  const listings = {
+    vms: ctx.deps.arm.listVirtualMachines(ctx.sub),
+    policies: ctx.deps.arm.listJitPolicies(ctx.sub),
+  };
+  // Awaited later (jitFor); if the run for the subscription stops before, a rejection is not left unhandled.
+  listings.vms.catch(() => undefined);
+  listings.policies.catch(() => undefined);
+  return listings;
+}
+
 async function jitFor(
   ctx: Ctx,
   jit: JitSettings,
   p2: { state: ServersP2; current: string } | undefined,
+  listings: JitListings,
 ): Promise<void> {
   const { arm } = ctx.deps;
-  const vmsListed = await arm.listVirtualMachines(ctx.sub);
+  const [vmsListed, policiesListed] = await Promise.all([listings.vms, listings.policies]);
   if (!vmsListed.ok) {
     failed(ctx, 'jit', `/subscriptions/${ctx.sub}`, 'listing the virtual machines failed', vmsListed.failure);
     return;
   }
   const vms = vmsListed.value.filter((vm) => vmMatchesSelector(vm, jit.selector));
   if (vms.length === 0) return;
-  const policiesListed = await arm.listJitPolicies(ctx.sub);
   if (!policiesListed.ok) {
     failed(
       ctx,

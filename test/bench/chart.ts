@@ -14,8 +14,8 @@ export interface RecoveryChartInput {
 }
 
 const W = 760;
-const H = 380;
-const M = { left: 60, right: 20, top: 40, bottom: 50 };
+const H = 420;
+const M = { left: 60, right: 20, top: 40, bottom: 90 };
 
 function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -65,7 +65,7 @@ export function recoveryChart(input: RecoveryChartInput): string {
   parts.push(
     `<line x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" stroke="#333"/>`,
     `<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${H - M.bottom}" stroke="#333"/>`,
-    `<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">recovery time: signal delivered → primary alert received by the alerts topic (ms, log scale)</text>`,
+    `<text x="${(M.left + W - M.right) / 2}" y="${H - M.bottom + 34}" text-anchor="middle">recovery time: signal delivered → primary alert received by the alerts topic (ms, log scale)</text>`,
     `<text x="16" y="${(M.top + H - M.bottom) / 2}" transform="rotate(-90 16 ${(M.top + H - M.bottom) / 2})" text-anchor="middle">share of incidents</text>`,
   );
   // Reference lines: the floor and the goal (1.5 × floor).
@@ -91,9 +91,10 @@ export function recoveryChart(input: RecoveryChartInput): string {
       text: `SDK default 2 s poll (n=${input.sdkDefaultMs.length}, p50 ${Math.round(input.sdkDefaultP50Ms)} ms)`,
     },
   ];
+  // The legend goes below the axis, where no curve runs.
   legend.forEach((l, i) => {
-    const ly = H - M.bottom - 60 + i * 18;
-    const lx0 = W - M.right - 330;
+    const ly = H - 30 + i * 18;
+    const lx0 = M.left;
     parts.push(
       `<line x1="${lx0}" x2="${lx0 + 24}" y1="${ly}" y2="${ly}" stroke="${l.color}" stroke-width="2"/>`,
       `<text x="${lx0 + 30}" y="${ly + 4}">${esc(l.text)}</text>`,

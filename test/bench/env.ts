@@ -6,7 +6,7 @@
  *
  * When ready it prints one JSON line on stdout (`BenchEnvReady`); SIGTERM stops it.
  */
-import { KVGUARD_ACTIONS, KVGUARD_DATA_ACTIONS, startKvguardEnv } from '../emulator/kvguard-env';
+import { startKvguardEnv } from '../emulator/kvguard-env';
 
 export interface BenchEnvReady {
   settings: Record<string, string>;
@@ -19,9 +19,6 @@ export interface BenchEnvReady {
   identityOid: string;
   attacker: { appId: string; oid: string; secret: string };
 }
-
-/** Extra subscriptions the reconcile section may use (kvguard gets its grants there too). */
-const EXTRA_SUBSCRIPTIONS = Number(process.env.BENCH_EXTRA_SUBSCRIPTIONS ?? 0);
 
 async function main(): Promise<void> {
   const env = await startKvguardEnv({
@@ -38,16 +35,6 @@ async function main(): Promise<void> {
     ipAddress: '203.0.113.77',
     roleAssignments: [{ scope: `/subscriptions/${e.subscriptionId}`, roleName: 'Key Vault Crypto Officer' }],
   });
-  for (let i = 0; i < EXTRA_SUBSCRIPTIONS; i++) {
-    const scope = `/subscriptions/${extraSubscription(i)}`;
-    e.core.roleAssignments.push({
-      id: `ra-bench-${i}`,
-      principalId: env.identity.oid,
-      scope,
-      actions: KVGUARD_ACTIONS,
-      dataActions: KVGUARD_DATA_ACTIONS,
-    });
-  }
   const ready: BenchEnvReady = {
     settings: env.settings,
     admin: e.admin,
@@ -63,11 +50,6 @@ async function main(): Promise<void> {
   const stop = () => void env.stop().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-}
-
-/** The i-th extra subscription id (a GUID). */
-export function extraSubscription(i: number): string {
-  return `00000000-0000-4000-8000-${(0x100 + i).toString(16).padStart(12, '0')}`;
 }
 
 if (require.main === module) {

@@ -76,7 +76,11 @@ beforeAll(async () => {
     await (await client.beginDeleteKey(key, { intervalInMs: 5 })).pollUntilDone();
   }
   await new Promise((r) => setTimeout(r, 60)); // the emulator batches audit records for 20 ms
-  await forwardAuditRecords(rt, [{ records: audit.filter((r) => r.operationName === 'KeyDelete') }], invocation(logs));
+  await forwardAuditRecords(
+    rt,
+    [{ records: audit.filter((r) => r.operationName === 'KeyDelete') }],
+    invocation(logs),
+  );
   for (const s of e.eventGrid.events('kvguard-signals')) signals.set(String(s.event.subject), s.event);
   await rt.inventory.refresh();
 }, 60_000);

@@ -155,7 +155,9 @@ describe('a flood of 200 deletions while every API fails at random', () => {
       const v = env.h.emulator.core.vaults.get(vault)!;
       for (let i = 0; i < KEYS_PER_VAULT; i++) {
         const key = `k-${i}`;
-        const alert = primaries.find((a) => a.details.what.vaultName === vault && a.details.what.keyName === key);
+        const alert = primaries.find(
+          (a) => a.details.what.vaultName === vault && a.details.what.keyName === key,
+        );
         expect({ vault, key, alerted: alert !== undefined }).toEqual({ vault, key, alerted: true });
         const recovered = v.keys.has(key) && !v.deletedKeys.has(key);
         const recoveredInAlert = alert!.details.actions.some(
@@ -186,7 +188,8 @@ describe('a flood of 200 deletions while every API fails at random', () => {
       (r) => r.method === 'POST' && /^\/deletedkeys\/[^/]+\/recover$/.test(r.path) && r.status === 200,
     );
     const perRecovery = new Map<string, number>();
-    for (const r of accepted) perRecovery.set(`${r.host}${r.path}`, (perRecovery.get(`${r.host}${r.path}`) ?? 0) + 1);
+    for (const r of accepted)
+      perRecovery.set(`${r.host}${r.path}`, (perRecovery.get(`${r.host}${r.path}`) ?? 0) + 1);
     expect([...perRecovery.entries()].filter(([, n]) => n > 1)).toEqual([]);
   });
 

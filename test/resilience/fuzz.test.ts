@@ -39,9 +39,7 @@ function goldens(): unknown[] {
   const samples = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as unknown);
   const signals = samples.flatMap((s) =>
     toSignalCloudEvents(s).flatMap((e) =>
-      'kind' in e
-        ? []
-        : [{ specversion: '1.0', datacontenttype: 'application/json', ...e } as Record<string, unknown>],
+      'kind' in e ? [] : [{ specversion: '1.0', datacontenttype: 'application/json', ...e }],
     ),
   );
   return [...samples, ...signals];
@@ -124,7 +122,7 @@ function children(value: unknown): Array<string | number> {
 
 /** Applies the steps to a deep copy of the golden. */
 function mutate(golden: unknown, steps: Step[]): unknown {
-  let root = structuredClone(golden) as unknown;
+  let root = structuredClone<unknown>(golden);
   for (const step of steps) {
     // Walk down: at each level take a child, until the walk runs out or hits a leaf.
     let parent: unknown = undefined;
@@ -155,7 +153,9 @@ function mutate(golden: unknown, steps: Step[]): unknown {
         set(typeof node === 'string' ? `${node}${String(step.value)}` : step.value);
         break;
       case 4: // change the type
-        set(typeof node === 'string' ? Number(node) || [node] : typeof node === 'number' ? String(node) : null);
+        set(
+          typeof node === 'string' ? Number(node) || [node] : typeof node === 'number' ? String(node) : null,
+        );
         break;
       case 5: // wrap
         set([node, node]);
@@ -199,7 +199,10 @@ const GENERATED = fc.oneof(
     type: fc.constantFrom(...EVENT_TYPES),
     source: fc.oneof(HOSTILE, fc.string()),
     subject: fc.oneof(HOSTILE, fc.string()),
-    time: fc.oneof(HOSTILE, fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+    time: fc.oneof(
+      HOSTILE,
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+    ),
     data: fc.jsonValue({ maxDepth: 3 }),
   }),
   fc.record({
@@ -282,7 +285,9 @@ describe('replay and monitorAlert against the emulated Azure, fuzzed', () => {
   let before = 0;
 
   beforeAll(async () => {
-    env = await startKvguardEnv({ settings: { KVGUARD_RETRY_BASE_DELAY_MS: '2', KVGUARD_LOG_LEVEL: 'debug' } });
+    env = await startKvguardEnv({
+      settings: { KVGUARD_RETRY_BASE_DELAY_MS: '2', KVGUARD_LOG_LEVEL: 'debug' },
+    });
     rt = createRuntime(env.config, { processLog: logs, clock: new SkippingClock() });
     const e = env.h.emulator;
     e.addVault({
@@ -297,7 +302,9 @@ describe('replay and monitorAlert against the emulated Azure, fuzzed', () => {
       kind: 'servicePrincipal',
       displayName: 'fuzz-app',
       secret: ATTACKER_SECRET,
-      roleAssignments: [{ scope: `/subscriptions/${e.subscriptionId}`, roleName: 'Key Vault Crypto Officer' }],
+      roleAssignments: [
+        { scope: `/subscriptions/${e.subscriptionId}`, roleName: 'Key Vault Crypto Officer' },
+      ],
     });
     // Keys the goldens name, some deleted: the pipeline gets to observe, recover and alert.
     const { ClientSecretCredential } = await import('@azure/identity');
@@ -342,7 +349,9 @@ describe('replay and monitorAlert against the emulated Azure, fuzzed', () => {
         if (answer.status === 200) {
           const inputs = (
             answer.body as {
-              inputs: Array<{ items?: Array<{ rejection?: Rejection; outcomes?: Array<{ status: string }> }> }>;
+              inputs: Array<{
+                items?: Array<{ rejection?: Rejection; outcomes?: Array<{ status: string }> }>;
+              }>;
             }
           ).inputs;
           for (const item of inputs.flatMap((i) => i.items ?? [])) {
@@ -357,7 +366,9 @@ describe('replay and monitorAlert against the emulated Azure, fuzzed', () => {
       { numRuns: 300, seed: 42 },
     );
     // The pipeline ran for real: inputs were rejected, planned, acted on, found out of scope.
-    expect([...seen]).toEqual(expect.arrayContaining(['rejected', 'planned', 'acted', 'out-of-scope', '400']));
+    expect([...seen]).toEqual(
+      expect.arrayContaining(['rejected', 'planned', 'acted', 'out-of-scope', '400']),
+    );
   }, 120_000);
 
   it('answers 200 or 4xx, never 5xx, for 100 fuzzed monitor alerts', async () => {
@@ -401,6 +412,8 @@ describe('replay and monitorAlert against the emulated Azure, fuzzed', () => {
   it('leaks no token, secret or key material in any log line or answer', () => {
     expect(logs.lines.length).toBeGreaterThan(100);
     // The fuzzer's own planted JWT-looking string is input, echoed in no log line or answer either.
-    expect(findSecrets([...logs.lines, ...answers], [ATTACKER_SECRET, env.h.emulator.identityHeader])).toEqual([]);
+    expect(
+      findSecrets([...logs.lines, ...answers], [ATTACKER_SECRET, env.h.emulator.identityHeader]),
+    ).toEqual([]);
   });
 });
