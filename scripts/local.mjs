@@ -1,24 +1,11 @@
-// `npm run local`: creates the emulator's CA, then runs scripts/local-run.ts with
-// NODE_EXTRA_CA_CERTS set (Node reads it only at start-up). Arguments pass through (--serve).
+// `npm run local`: runs scripts/local-run.ts with the emulator's CA trusted (scripts/with-ca.mjs).
+// Arguments pass through (--serve).
 import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { envTrustingEmulatorCa, root } from './with-ca.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ca = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'test/emulator/ensure-ca.ts')], {
-  cwd: root,
-  encoding: 'utf8',
-});
-if (ca.status !== 0) {
-  process.stderr.write(ca.stderr);
-  process.exit(1);
-}
-const env = {
-  ...process.env,
-  NODE_EXTRA_CA_CERTS: ca.stdout.trim(),
-  NO_PROXY: 'localhost,127.0.0.1',
-  no_proxy: 'localhost,127.0.0.1',
-};
+const env = envTrustingEmulatorCa();
+if (!env) process.exit(1);
 const run = spawnSync(
   process.execPath,
   ['--import', 'tsx', join(root, 'scripts/local-run.ts'), ...process.argv.slice(2)],

@@ -4,35 +4,18 @@
 // results and exits non-zero on a failed test, a suite that failed to load, or a run with no tests.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { envTrustingEmulatorCa, root } from './with-ca.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ca = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'test/emulator/ensure-ca.ts')], {
-  cwd: root,
-  encoding: 'utf8',
-});
-if (ca.status !== 0) {
-  process.stderr.write(ca.stderr);
+const env = envTrustingEmulatorCa();
+if (!env) {
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
-const caCert = ca.stdout.trim();
 const resultsDir = join(root, 'test-results');
 mkdirSync(resultsDir, { recursive: true });
 const resultsFile = join(resultsDir, `jest-${process.pid}.json`);
 rmSync(resultsFile, { force: true });
-
-const env = {
-  ...process.env,
-  NODE_EXTRA_CA_CERTS: caCert,
-  NO_PROXY: 'localhost,127.0.0.1',
-  no_proxy: 'localhost,127.0.0.1',
-};
-delete env.HTTPS_PROXY;
-delete env.https_proxy;
-delete env.HTTP_PROXY;
-delete env.http_proxy;
 
 const jest = spawnSync(
   process.execPath,
