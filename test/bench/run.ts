@@ -633,6 +633,8 @@ interface Flood {
   calls: number;
   /** CPU cores kept busy on average (1 = one core) by kvguard's process and by the emulated Azure. */
   cpuCoresBusy: { kvguardProcess?: number; emulatorAndAzurite?: number };
+  /** One delivery's time as the driver saw it (16 in flight). */
+  deliveryMs: { p50: number; p99: number };
 }
 
 /** kvguard in a process of its own (test/bench/worker.ts), as a Functions worker would run it. */
@@ -765,6 +767,7 @@ async function flood(env: BenchEnv, rt: Runtime): Promise<Flood> {
       peakRssMb: round(peakRssMb, 1),
       calls: countCalls(requests).calls,
       cpuCoresBusy: cpu,
+      deliveryMs: { p50: round(percentile(took, 50)), p99: round(percentile(took, 99)) },
     };
   } finally {
     await worker.stop();
