@@ -5,7 +5,14 @@
  */
 import { ManagedIdentityCredential } from '@azure/identity';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { BlobPoisonStore, TableLedger } from '../../lib/adapters/storage';
+import { randomBytes } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
+import {
+  BlobPoisonStore,
+  MAX_STRING_CHARS,
+  TableLedger,
+  ValueTooLargeError,
+} from '../../lib/adapters/storage';
 import { startAzurite, type Azurite } from '../emulator/azurite';
 import { startHarness, type Harness } from '../emulator/testing/harness';
 
@@ -62,6 +69,46 @@ describe('TableLedger', () => {
     expect(listed.map((e) => e.id).sort()).toEqual(['key.k1.1', 'key.k1.2']);
     await expect(ledger.claim('kv-a', 'a/b', { state: 'x', n: 0 })).rejects.toThrow('not a valid table key');
     expect(await ledger.get('kv-a', 'missing')).toBeUndefined();
+  });
+});
+
+describe('TableLedger with values larger than one property', () => {
+  // Random hex compresses to about half: 300 KB of it needs several 64 KiB parts.
+  const big = {
+    vaults: Array.from({ length: 300 }, (_, i) => ({
+      name: `kv-${i}`,
+      blob: randomBytes(600).toString('hex'),
+    })),
+  };
+
+  it('stores, reads, lists and replaces a value of several hundred KB, and drops its parts again', async () => {
+    const ledger = TableLedger.create<unknown>(azurite.tableEndpoint, 'ledgerbig', credential, 10);
+    expect(JSON.stringify(big).length).toBeGreaterThan(10 * MAX_STRING_CHARS);
+    const { claimed, entry } = await ledger.claim('inventory', 'snapshot', big);
+    expect(claimed).toBe(true);
+    expect((await ledger.get('inventory', 'snapshot'))?.value).toEqual(big);
+    expect((await ledger.list('inventory', 'snap')).map((e) => e.value)).toEqual([big]);
+
+    const raw = new TableClient(azurite.tableEndpoint, 'ledgerbig', credential);
+    const stored = await raw.getEntity<Record<string, unknown>>('inventory', 'snapshot');
+    expect(stored.parts).toBeGreaterThan(1);
+    expect(stored.value).toBeUndefined();
+
+    const moved = await ledger.update(entry, { vaults: [] });
+    expect(moved.ok).toBe(true);
+    expect((await ledger.get('inventory', 'snapshot'))?.value).toEqual({ vaults: [] });
+    const after = await raw.getEntity<Record<string, unknown>>('inventory', 'snapshot');
+    expect(Object.keys(after).filter((k) => /^z\d+$/.test(k) || k === 'parts')).toEqual([]);
+  });
+
+  it('refuses a value too large for an entity even compressed, and leaves the stored one as it was', async () => {
+    const ledger = TableLedger.create<unknown>(azurite.tableEndpoint, 'ledgerhuge', credential, 10);
+    const { entry } = await ledger.claim('p', 'id', { n: 1 });
+    const huge = { blob: randomBytes(800_000).toString('base64') };
+    await expect(ledger.update(entry, huge)).rejects.toBeInstanceOf(ValueTooLargeError);
+    await expect(ledger.claim('p', 'other', huge)).rejects.toThrow(/too large for one table entity/);
+    expect((await ledger.get('p', 'id'))?.value).toEqual({ n: 1 });
+    expect(await ledger.get('p', 'other')).toBeUndefined();
   });
 });
 
