@@ -77,13 +77,20 @@ beforeAll(async () => {
     Array.from({ length: KEYS_PER_VAULT }, (_, i) => ({ vault, key: `k-${i}` })),
   );
   const clients = new Map(VAULTS.map((v) => [v, new KeyClient(`https://${v}.vault.azure.net`, credential)]));
-  for (let i = 0; i < work.length; i += 20) {
-    await Promise.all(
-      work.slice(i, i + 20).map(async ({ vault, key }) => {
-        const client = clients.get(vault)!;
-        await client.createKey(key, 'RSA');
-        await (await client.beginDeleteKey(key, { intervalInMs: 5 })).pollUntilDone();
-      }),
+  try {
+    for (let i = 0; i < work.length; i += 20) {
+      await Promise.all(
+        work.slice(i, i + 20).map(async ({ vault, key }) => {
+          const client = clients.get(vault)!;
+          await client.createKey(key, 'RSA');
+          await (await client.beginDeleteKey(key, { intervalInMs: 5 })).pollUntilDone();
+        }),
+      );
+    }
+  } catch (error) {
+    // Not kvguard's doing: name what the emulator saw (a refused CONNECT, a TLS error), if anything.
+    throw new Error(
+      `the attack (before any fault) failed: ${String(error)}; emulator: ${env.h.diagnostics.slice(-10).join(' | ') || 'nothing logged'}`,
     );
   }
   await new Promise((r) => setTimeout(r, 60)); // the emulator batches audit records for 20 ms

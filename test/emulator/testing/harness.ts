@@ -7,8 +7,13 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../server';
 
 export interface Harness {
   emulator: Emulator;
+  /** The emulator's diagnostic lines (refused CONNECTs, TLS errors, handler errors), oldest first. */
+  diagnostics: string[];
   stop(): Promise<void>;
 }
+
+/** Lines that always mean something went wrong (no test provokes them): printed as they happen. */
+const ALARMING = /^(TLS error|error serving|audit listener failed)/;
 
 const VARIABLES = [
   'HTTPS_PROXY',
@@ -23,12 +28,20 @@ export async function startHarness(options: EmulatorOptions = {}): Promise<Harne
     throw new Error('NODE_EXTRA_CA_CERTS is not set: run the tests with `npm test` (scripts/test.mjs)');
   }
   const saved = Object.fromEntries(VARIABLES.map((v) => [v, process.env[v]]));
-  const emulator = await startEmulator({ log: () => undefined, ...options });
+  const diagnostics: string[] = [];
+  const emulator = await startEmulator({
+    log: (line) => {
+      if (diagnostics.length < 1000) diagnostics.push(line);
+      if (ALARMING.test(line)) process.stderr.write(`[emulator] ${line}\n`);
+    },
+    ...options,
+  });
   process.env.HTTPS_PROXY = emulator.proxy;
   process.env.IDENTITY_ENDPOINT = emulator.identityEndpoint;
   process.env.IDENTITY_HEADER = emulator.identityHeader;
   return {
     emulator,
+    diagnostics,
     async stop() {
       await emulator.stop();
       for (const v of VARIABLES) {
