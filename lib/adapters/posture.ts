@@ -219,9 +219,11 @@ export class PostureArmAdapter implements PostureArm {
         pricingTier: desired.tier,
         ...(desired.subPlan ? { subPlan: desired.subPlan } : {}),
       });
+      // The answer is what the change is checked against (lib/posture/reconcile.ts `settle`): an
+      // answer without a tier shows none, never the tier asked for.
       return {
         name: p.name ?? name,
-        tier: p.pricingTier ?? desired.tier,
+        tier: p.pricingTier ?? '',
         ...(p.subPlan ? { subPlan: p.subPlan } : {}),
       };
     });
@@ -242,12 +244,6 @@ export class PostureArmAdapter implements PostureArm {
   listJitPolicies(sub: string) {
     return this.call('Microsoft.Security/locations/jitNetworkAccessPolicies/read', () =>
       collect(this.security(sub).jitNetworkAccessPolicies.list(), toJit),
-    );
-  }
-
-  getJitPolicy(sub: string, resourceGroup: string, location: string, name: string) {
-    return this.maybe('Microsoft.Security/locations/jitNetworkAccessPolicies/read', async () =>
-      toJit(await this.security(sub).jitNetworkAccessPolicies.get(resourceGroup, location, name)),
     );
   }
 

@@ -131,6 +131,7 @@ export interface SecurityAlertFacts {
 /** Everything the reconciliation reads and writes besides vaults, per subscription or resource. */
 export interface PostureArm {
   listPricings(subscriptionId: string): Promise<ArmResult<PricingState[]>>;
+  /** Answers the plan as ARM stored it (`tier` empty when the answer names none). */
   updatePricing(
     subscriptionId: string,
     name: string,
@@ -138,12 +139,7 @@ export interface PostureArm {
   ): Promise<ArmResult<PricingState>>;
   listVirtualMachines(subscriptionId: string): Promise<ArmResult<VmFacts[]>>;
   listJitPolicies(subscriptionId: string): Promise<ArmResult<JitPolicyFacts[]>>;
-  getJitPolicy(
-    subscriptionId: string,
-    resourceGroup: string,
-    location: string,
-    name: string,
-  ): Promise<ArmResult<JitPolicyFacts | undefined>>;
+  /** Replaces the policy's VM list; answers the policy as ARM stored it. */
   putJitPolicy(
     subscriptionId: string,
     resourceGroup: string,

@@ -17,13 +17,16 @@
  *  8. Defender alerts that name Key Vault resources, each forwarded to the sinks once (ledger row).
  *
  * Every item yields plan entries `{subscription, resource, item, current, desired, why, action}`.
- * `report` writes nothing to Azure; `enforce` applies each change, then re-reads it. Subscriptions and
- * resources run with bounded concurrency; the SDK waits out 429s (`Retry-After`); one resource's
- * failure is an entry, never the end of the run. One drift report per run goes to the alert sinks
- * (kind `drift`) when there was drift or a failure.
+ * `report` writes nothing to Azure; `enforce` applies each change and checks it against the write's
+ * own answer, with no read-back (see `settle`): each resource type is read once per subscription
+ * (diagnostic settings once per vault, paged lists page by page), and written once per change.
+ * Subscriptions and resources run with bounded concurrency; the SDK waits out 429s (`Retry-After`);
+ * one resource's failure is an entry, never the end of the run. One drift report per run goes to the
+ * alert sinks (kind `drift`) when there was drift or a failure.
  */
 import { sendToSinks } from '../alerting';
 import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type {
   AlertMessage,
@@ -82,7 +85,7 @@ export interface PlanEntry {
   desired: unknown;
   why: string;
   action: PlanAction;
-  /** `enforce`: the change was applied and the re-read shows the desired state. */
+  /** `enforce`: the change was applied and the write's answer shows the desired state. */
   applied?: boolean;
 }
 
@@ -140,17 +143,9 @@ function describe(failure: CallFailure): string {
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, keeping the order of the results. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
+function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const run = pLimit(Math.max(1, limit));
+  return Promise.all(items.map((item) => run(() => fn(item))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,7 +355,14 @@ function failed(
   });
 }
 
-/** Marks an entry applied, or failed with the reason (a write that failed or did not stick). */
+/**
+ * Marks an entry applied, or failed with the reason (a write that failed or did not stick).
+ *
+ * A change is checked against the write's own answer, never by reading the resource back: an ARM
+ * PUT/PATCH answers 200/201 with the resource as ARM stored it, after Azure Policy `modify`/`append`
+ * effects were applied in the request pipeline, so a read straight after it tells nothing the answer
+ * does not (and costs a call per change).
+ */
 function settle(entry: PlanEntry, result: { ok: true } | { ok: false; why: string }): void {
   if (result.ok) entry.applied = true;
   else {
@@ -460,9 +462,12 @@ async function reconcileSubscription(ctx: Ctx, s: PostureSettings, policyScopes:
 
 type ServersP2 = 'on' | 'pending' | 'off';
 
+/** `Standard/P2`, `Free`; `no tier` when ARM's answer named none. */
+const planText = (p: PricingState) => `${p.tier || 'no tier'}${p.subPlan ? `/${p.subPlan}` : ''}`;
+
 function p2State(pricings: PricingState[]): { state: ServersP2; current: string } {
   const vm = pricings.find((p) => eq(p.name, 'VirtualMachines'));
-  const current = vm ? `${vm.tier}${vm.subPlan ? `/${vm.subPlan}` : ''}` : 'not listed';
+  const current = vm ? planText(vm) : 'not listed';
   return { state: vm && vm.tier === 'Standard' && eq(vm.subPlan, 'P2') ? 'on' : 'off', current };
 }
 
@@ -526,24 +531,24 @@ async function defenderPlans(
   }
   let after = listed.value;
   if (ctx.enforce && pending.length > 0) {
+    // Each change is checked against the PUT's answer (see `settle`); the plans as they now stand are
+    // the listing with those answers in place of the plans written.
+    const written = new Map<string, PricingState>();
     for (const p of pending) {
       const r = await arm.updatePricing(ctx.sub, p.name, p.want);
-      if (!r.ok) settle(p.entry, { ok: false, why: describe(r.failure) });
-    }
-    const reread = await arm.listPricings(ctx.sub);
-    if (reread.ok) after = reread.value;
-    for (const p of pending.filter((x) => x.entry.action === 'change')) {
-      const cur = reread.ok ? reread.value.find((x) => eq(x.name, p.name)) : undefined;
+      if (!r.ok) {
+        settle(p.entry, { ok: false, why: describe(r.failure) });
+        continue;
+      }
+      written.set(p.name.toLowerCase(), r.value);
       settle(
         p.entry,
-        cur && planMatches(cur, p.want)
+        planMatches(r.value, p.want)
           ? { ok: true }
-          : {
-              ok: false,
-              why: reread.ok ? 're-read shows the old plan' : `re-read failed: ${describe(reread.failure)}`,
-            },
+          : { ok: false, why: `the write's answer shows ${planText(r.value)}` },
       );
     }
+    after = listed.value.map((x) => written.get(x.name.toLowerCase()) ?? x);
   }
   const p2 = p2State(after);
   if (!ctx.enforce && p2.state === 'off') {
@@ -559,6 +564,8 @@ interface PolicyGroup {
   resourceGroup: string;
   location: string;
   name: string;
+  /** The policy's VMs as the subscription's listing showed them (none when it listed no such policy). */
+  listed: JitVirtualMachine[];
   changes: Map<string, JitVirtualMachine>;
   entries: Array<{ entry: PlanEntry; vmId: string; desired: JitPortRule[] }>;
 }
@@ -650,10 +657,19 @@ async function jitFor(
     const key = `${target.resourceGroup}|${target.location}|${target.name}`.toLowerCase();
     let group = groups.get(key);
     if (!group) {
+      const policy =
+        holder ??
+        policies.find(
+          (p) =>
+            eq(p.resourceGroup, target.resourceGroup) &&
+            eq(p.location, target.location) &&
+            eq(p.name, target.name),
+        );
       group = {
         resourceGroup: target.resourceGroup,
         location: target.location,
         name: target.name,
+        listed: policy?.virtualMachines ?? [],
         changes: new Map(),
         entries: [],
       };
@@ -664,31 +680,27 @@ async function jitFor(
   }
   if (!ctx.enforce) return;
   await mapLimit([...groups.values()], ctx.deps.concurrency, async (g) => {
-    // Read the policy again right before writing it, so a VM another writer just added is kept.
-    const fresh = await arm.getJitPolicy(ctx.sub, g.resourceGroup, g.location, g.name);
-    if (!fresh.ok) {
-      for (const e of g.entries)
-        settle(e.entry, { ok: false, why: `reading the policy failed: ${describe(fresh.failure)}` });
-      return;
-    }
-    const merged = mergeVirtualMachines(fresh.value?.virtualMachines ?? [], g.changes);
+    // The changes are merged into the policy as the subscription's listing showed it, seconds ago: a
+    // VM another writer put into the policy since then would be dropped by this PUT. The JIT API offers
+    // no ETag to make the PUT conditional, so a GET right before it would only narrow that window, not
+    // close it.
+    const merged = mergeVirtualMachines(g.listed, g.changes);
     const put = await arm.putJitPolicy(ctx.sub, g.resourceGroup, g.location, g.name, merged);
     if (!put.ok) {
       for (const e of g.entries) settle(e.entry, { ok: false, why: describe(put.failure) });
       return;
     }
-    const reread = await arm.getJitPolicy(ctx.sub, g.resourceGroup, g.location, g.name);
     for (const e of g.entries) {
-      const rules = reread.ok
-        ? (reread.value?.virtualMachines.find((v) => eq(v.id, e.vmId))?.ports ?? [])
-        : [];
+      const vm = put.value.virtualMachines.find((v) => eq(v.id, e.vmId));
       settle(
         e.entry,
-        reread.ok && e.desired.every((d) => rules.some((c) => portRuleEquals(c, d)))
+        vm && e.desired.every((d) => vm.ports.some((c) => portRuleEquals(c, d)))
           ? { ok: true }
           : {
               ok: false,
-              why: reread.ok ? 're-read shows other rules' : `re-read failed: ${describe(reread.failure)}`,
+              why: vm
+                ? "the write's answer shows other rules for the VM"
+                : "the write's answer does not list the VM",
             },
       );
     }
@@ -749,30 +761,29 @@ async function diagnosticsFor(ctx: Ctx, d: DiagnosticsSettings, vaults: VaultFac
       why: `AuditEvent does not reach ${missing.join(' and ')}: without it kvguard cannot name the callers of this vault${plan.blocked ? `; also ${plan.blocked}` : ''}`,
       action: plan.blocked ? 'blocked' : 'change',
     });
-    if (!ctx.enforce || !plan.setting || plan.inPlace) return;
-    const put = await arm.putDiagnosticSetting(vault.id, plan.setting);
+    const setting = plan.setting;
+    if (!ctx.enforce || !setting || plan.inPlace) return;
+    const put = await arm.putDiagnosticSetting(vault.id, setting);
     if (!put.ok) {
       settle(entry, { ok: false, why: describe(put.failure) });
       return;
     }
-    const reread = await arm.listDiagnosticSettings(vault.id);
-    const again = reread.ok ? planDiagnostics(reread.value, d.workspaceResourceId, hub) : undefined;
+    // The vault's settings as they now stand: the listing with the PUT's answer in place of the
+    // setting written (see `settle`), planned again.
+    const written = { ...put.value, name: put.value.name || setting.name };
+    const after = [...listed.value.filter((s) => !eq(s.name, setting.name)), written];
+    const again = planDiagnostics(after, d.workspaceResourceId, hub);
     if (plan.blocked) {
       // kvguard-audit took the sinks kvguard may add; the entry stays blocked on what it may not change.
-      if (again?.inPlace) entry.applied = true;
-      else entry.why += '; kvguard-audit did not take the missing sinks';
+      if (again.inPlace) entry.applied = true;
+      else entry.why += "; the write's answer shows kvguard-audit without the missing sinks";
       return;
     }
     settle(
       entry,
-      again?.compliant
+      again.compliant
         ? { ok: true }
-        : {
-            ok: false,
-            why: reread.ok
-              ? 're-read shows AuditEvent still missing a sink'
-              : `re-read failed: ${describe(reread.failure)}`,
-          },
+        : { ok: false, why: "the write's answer shows AuditEvent still missing a sink" },
     );
   });
   for (const region of [...regionsWithoutHub].sort()) {
@@ -817,17 +828,11 @@ async function purgeProtectionFor(ctx: Ctx, vaults: VaultFacts[]): Promise<void>
       settle(entry, { ok: false, why: describe(r.failure) });
       return;
     }
-    const reread = await vm.getVault(vault.id);
     settle(
       entry,
-      reread.ok && reread.value?.enablePurgeProtection
+      r.value.enablePurgeProtection
         ? { ok: true }
-        : {
-            ok: false,
-            why: reread.ok
-              ? 're-read shows purge protection off'
-              : `re-read failed: ${describe(reread.failure)}`,
-          },
+        : { ok: false, why: "the write's answer shows purge protection off" },
     );
   });
 }
@@ -888,12 +893,14 @@ async function policyFor(ctx: Ctx, p: PolicySettings, scope: string): Promise<vo
     settle(entry, { ok: false, why: describe(put.failure) });
     return;
   }
-  const reread = await arm.getPolicyAssignment(scope, POLICY_ASSIGNMENT_NAME);
   settle(
     entry,
-    reread.ok && matches(reread.value)
+    matches(put.value)
       ? { ok: true }
-      : { ok: false, why: 're-read shows a different assignment' },
+      : {
+          ok: false,
+          why: `the write's answer shows a different assignment (effect ${put.value.effect ?? 'Audit'}, mode ${put.value.enforcementMode ?? 'Default'})`,
+        },
   );
 }
 
@@ -996,13 +1003,11 @@ async function flowLogsFor(ctx: Ctx, f: FlowLogSettings): Promise<void> {
       settle(entry, { ok: false, why: describe(put.failure) });
       return;
     }
-    const reread = await arm.listFlowLogs(ctx.sub, watcher);
-    const after = reread.ok ? reread.value.find((l) => eq(l.targetResourceId, vnet.id)) : undefined;
     settle(
       entry,
-      after && flowLogCompliant(after, storageId, f.retentionDays)
+      eq(put.value.targetResourceId, vnet.id) && flowLogCompliant(put.value, storageId, f.retentionDays)
         ? { ok: true }
-        : { ok: false, why: 're-read shows a different flow log' },
+        : { ok: false, why: "the write's answer shows a different flow log" },
     );
   });
 }

@@ -3,7 +3,8 @@
  * policy assignments, VNets, network watchers, flow logs, auto-provisioning and Defender alerts of
  * any number of subscriptions. Every call is recorded (`calls`, `writes()`); `fail(op, failure)`
  * makes the next matching calls answer a `CallFailure`; `sticky = false` makes writes answer ok
- * without changing anything (a write that does not take).
+ * without changing anything, their answer showing the state as it was (what a write that does not
+ * take looks like in ARM's answer, which is all kvguard checks a write against).
  */
 import type { ArmResult, CallFailure } from '../../lib/ports';
 import type {
@@ -38,7 +39,7 @@ const clone = <T>(v: T): T => structuredClone(v);
 
 export class FakePostureArm implements PostureArm {
   readonly calls: Array<{ op: PostureOp; args: string[] }> = [];
-  /** Writes change state; false: they answer ok and change nothing. */
+  /** Writes change state; false: they answer ok, change nothing, and answer the old state. */
   sticky = true;
   readonly pricings = new Map<string, PricingState[]>();
   readonly vms = new Map<string, VmFacts[]>();
@@ -135,11 +136,11 @@ export class FakePostureArm implements PostureArm {
         tier: desired.tier,
         ...(desired.subPlan ? { subPlan: desired.subPlan } : {}),
       };
-      if (this.sticky)
-        this.pricings.set(
-          lower(sub),
-          plans.map((p) => (lower(p.name) === lower(name) ? next : p)),
-        );
+      if (!this.sticky) return plans.find((p) => lower(p.name) === lower(name)) ?? { name, tier: 'Free' };
+      this.pricings.set(
+        lower(sub),
+        plans.map((p) => (lower(p.name) === lower(name) ? next : p)),
+      );
       return next;
     });
   }
@@ -150,12 +151,6 @@ export class FakePostureArm implements PostureArm {
 
   listJitPolicies(sub: string) {
     return this.answer('listJitPolicies', [sub], () => this.jit.get(lower(sub)) ?? []);
-  }
-
-  getJitPolicy(sub: string, rg: string, location: string, name: string) {
-    return this.answer('getJitPolicy', [sub, rg, location, name], () =>
-      (this.jit.get(lower(sub)) ?? []).find((p) => lower(p.id) === lower(jitId(sub, rg, location, name))),
-    );
   }
 
   putJitPolicy(
@@ -174,10 +169,10 @@ export class FakePostureArm implements PostureArm {
         location,
         virtualMachines: clone(virtualMachines),
       };
-      if (this.sticky) {
-        const others = (this.jit.get(lower(sub)) ?? []).filter((p) => lower(p.id) !== lower(id));
-        this.jit.set(lower(sub), [...others, facts]);
-      }
+      const policies = this.jit.get(lower(sub)) ?? [];
+      if (!this.sticky)
+        return policies.find((p) => lower(p.id) === lower(id)) ?? { ...facts, virtualMachines: [] };
+      this.jit.set(lower(sub), [...policies.filter((p) => lower(p.id) !== lower(id)), facts]);
       return facts;
     });
   }
@@ -192,12 +187,13 @@ export class FakePostureArm implements PostureArm {
 
   putDiagnosticSetting(resourceId: string, setting: DiagnosticSettingFacts) {
     return this.answer('putDiagnosticSetting', [resourceId, setting.name], () => {
-      if (this.sticky) {
-        const others = (this.settings.get(lower(resourceId)) ?? []).filter(
-          (s) => lower(s.name) !== lower(setting.name),
+      const settings = this.settings.get(lower(resourceId)) ?? [];
+      if (!this.sticky)
+        return (
+          settings.find((s) => lower(s.name) === lower(setting.name)) ?? { name: setting.name, logs: [] }
         );
-        this.settings.set(lower(resourceId), [...others, clone(setting)]);
-      }
+      const others = settings.filter((s) => lower(s.name) !== lower(setting.name));
+      this.settings.set(lower(resourceId), [...others, clone(setting)]);
       return setting;
     });
   }
@@ -218,7 +214,10 @@ export class FakePostureArm implements PostureArm {
         effect: spec.effect,
         enforcementMode: 'Default',
       };
-      if (this.sticky) this.assignments.set(lower(`${scope}/${name}`), facts);
+      // Not stuck, with nothing there before: an answer that names no definition.
+      if (!this.sticky)
+        return this.assignments.get(lower(`${scope}/${name}`)) ?? { ...facts, policyDefinitionId: '' };
+      this.assignments.set(lower(`${scope}/${name}`), facts);
       return facts;
     });
   }
@@ -246,12 +245,10 @@ export class FakePostureArm implements PostureArm {
         retentionDays: spec.retentionDays,
         retentionEnabled: spec.retentionDays > 0,
       };
-      if (this.sticky) {
-        const others = (this.flowLogs.get(lower(watcher.id)) ?? []).filter(
-          (f) => lower(f.name) !== lower(name),
-        );
-        this.flowLogs.set(lower(watcher.id), [...others, facts]);
-      }
+      const logs = this.flowLogs.get(lower(watcher.id)) ?? [];
+      if (!this.sticky)
+        return logs.find((f) => lower(f.name) === lower(name)) ?? { ...facts, enabled: false };
+      this.flowLogs.set(lower(watcher.id), [...logs.filter((f) => lower(f.name) !== lower(name)), facts]);
       return facts;
     });
   }

@@ -4,6 +4,8 @@
  * `recoverVault` (PUT `createMode: recover`: the deleted vault comes back with its properties).
  * Resource ids compare case-insensitively, as ARM's do. Every call is recorded; `writes` are the calls
  * that change the estate, so a test can prove that observe mode and dry runs wrote nothing.
+ * `sticky = false` makes `enablePurgeProtection` answer ok, change nothing and answer the vault as it
+ * was (a write that does not take).
  */
 import type {
   ArmResult,
@@ -51,6 +53,8 @@ interface DeletedEntry {
 
 export class FakeVaultManagement implements VaultManagement {
   readonly calls: VaultCall[] = [];
+  /** `enablePurgeProtection` changes the vault; false: it answers ok with the vault unchanged. */
+  sticky = true;
   onCall?: (call: VaultCall) => Promise<void> | void;
   private readonly live = new Map<string, VaultFacts>();
   private readonly deleted = new Map<string, DeletedEntry>();
@@ -151,7 +155,7 @@ export class FakeVaultManagement implements VaultManagement {
     const facts = this.live.get(vaultId.toLowerCase());
     if (!facts)
       return { ok: false, failure: failures.failed(404, 'ResourceNotFound: the vault was not found') };
-    facts.enablePurgeProtection = true;
+    if (this.sticky) facts.enablePurgeProtection = true;
     return { ok: true, value: copyFacts(facts) };
   }
 

@@ -2,8 +2,8 @@
  * reconcilePosture end to end: the real SDK clients (@azure/arm-security 5.0.0, arm-compute,
  * arm-monitor, arm-policy, arm-network, arm-keyvault) against the emulated ARM, Azurite for the
  * ledger, three subscriptions with drift in every item. The emulator's request log is the proof of
- * what kvguard wrote: `report` writes nothing; `enforce` converges, and a second `enforce` writes
- * nothing and finds no drift. JIT keeps other VMs' rules and is blocked without P2; a throttled
+ * what kvguard wrote: `report` writes nothing; `enforce` converges, checking each write against its
+ * answer (nothing written is read back), and a second `enforce` writes nothing and finds no drift. JIT keeps other VMs' rules and is blocked without P2; a throttled
  * subscription (429 + Retry-After) still converges; a subscription the identity may only read is
  * reported and the others converge; Defender alerts on vaults are forwarded once.
  */
@@ -360,6 +360,22 @@ describe('drift in three subscriptions', () => {
     }
     const writes = first.armWrites.map((w) => `${w.method} ${w.status}`);
     expect(writes.every((w) => /^(PUT|PATCH) 20[01]$/.test(w))).toBe(true);
+    // Each change is checked against the write's answer: no GET of a written resource, or of the
+    // collection it is in, follows its write.
+    const readBack = first.armRequests.flatMap((w, i) =>
+      w.method === 'GET'
+        ? []
+        : first.armRequests
+            .slice(i + 1)
+            .filter(
+              (r) =>
+                r.method === 'GET' &&
+                (r.path.toLowerCase() === w.path.toLowerCase() ||
+                  w.path.toLowerCase().startsWith(`${r.path.toLowerCase()}/`)),
+            )
+            .map((r) => `${w.method} ${w.path} then GET ${r.path}`),
+    );
+    expect(readBack).toEqual([]);
 
     const second = await run(subs, desired('enforce'));
     expect(second.armWrites).toEqual([]);

@@ -2,7 +2,8 @@
  * The posture reconciliation with fakes for its ports (test/fakes/posture.ts, vaults.ts, ledger.ts,
  * sinks.ts): the desired-state document (every problem at once, overrides), the pure comparisons
  * (JIT merge, port rules, diagnostic sinks), and the run (report writes nothing, enforce applies and
- * re-reads, blocked and failed entries, one drift report, alerts forwarded once, failures isolated).
+ * checks each write against its answer with no read-back, blocked and failed entries, one drift
+ * report, alerts forwarded once, failures isolated).
  */
 import { createLogger } from '../../lib/logging';
 import {
@@ -431,7 +432,7 @@ describe('the run', () => {
     expect(sink.received[0]!.severity).toBe('warning');
   });
 
-  test('enforce applies in order (plans before JIT), re-reads, keeps the other VM, and a second run writes nothing', async () => {
+  test('enforce applies in order (plans before JIT), keeps the other VM, and a second run writes nothing', async () => {
     const e = estate();
     const report = await reconcilePosture(deps(), full('enforce'), [SUB_A], 'run2');
     expect(report.counts.failed).toBe(0);
@@ -491,7 +492,119 @@ describe('the run', () => {
     const d = doc('enforce', { policy: { effect: 'Deny' } });
     const notStuck = await reconcilePosture(deps(), d, [SUB_A], 'run6');
     expect(notStuck.entries[0]).toMatchObject({ item: 'policy', action: 'failed', applied: false });
-    expect(notStuck.entries[0]!.why).toContain('re-read shows a different assignment');
+    expect(notStuck.entries[0]!.why).toContain(
+      "not applied: the write's answer shows a different assignment (effect Audit, mode Default)",
+    );
+  });
+
+  test('enforce makes one list per resource type and one write per change, and reads nothing back', async () => {
+    const e = estate();
+    const d = doc('enforce', {
+      defenderPlans: {
+        VirtualMachines: { tier: 'Standard', subPlan: 'P2' },
+        KeyVaults: { tier: 'Standard', subPlan: 'PerKeyVault' },
+      },
+      jit: JIT,
+      purgeProtection: true,
+      policy: { effect: 'Audit' },
+    });
+    const report = await reconcilePosture(deps(), d, [SUB_A], 'calls');
+    expect(report.counts).toEqual({ none: 0, change: 5, blocked: 0, failed: 0 });
+    expect(report.entries.every((x) => x.applied)).toBe(true);
+    const count = (ops: string[]) =>
+      ops.reduce<Record<string, number>>((n, op) => ({ ...n, [op]: (n[op] ?? 0) + 1 }), {});
+    // Reads: the plans, the VMs, the JIT policies, the vaults, the (single) policy assignment.
+    // Writes: two plans, one JIT policy (vm1 joins the listed `default`), one vault, one assignment.
+    expect(count(arm.calls.map((c) => c.op))).toEqual({
+      listPricings: 1,
+      updatePricing: 2,
+      listVirtualMachines: 1,
+      listJitPolicies: 1,
+      putJitPolicy: 1,
+      getPolicyAssignment: 1,
+      putPolicyAssignment: 1,
+    });
+    expect(count(vaults.calls.map((c) => c.op))).toEqual({ listVaults: 1, enablePurgeProtection: 1 });
+    // No read of an item after its write: each item's reads all come before its first write.
+    const family = (op: string) =>
+      /Pricing/.test(op)
+        ? 'plans'
+        : /Jit|VirtualMachines/.test(op)
+          ? 'jit'
+          : /Policy/.test(op)
+            ? 'policy'
+            : op;
+    arm.calls.forEach((c, i) => {
+      if (!/^(list|get)/.test(c.op)) return;
+      const earlierWrite = arm.calls
+        .slice(0, i)
+        .find((w) => arm.writes().includes(w) && family(w.op) === family(c.op));
+      expect(earlierWrite).toBeUndefined();
+    });
+    expect(vaults.calls.map((c) => c.op)).toEqual(['listVaults', 'enablePurgeProtection']);
+    // The JIT write merged into the policy as listed: the other VM's rule is kept.
+    expect(arm.jit.get(SUB_A)![0]!.virtualMachines.map((v) => v.id)).toEqual([e.other.id, e.vm1.id]);
+  });
+
+  test('a write whose answer shows the old state is a failure with the reason, for every item', async () => {
+    const e = estate();
+    // Servers P2 is already on, so the JIT write is attempted too.
+    arm.addPlans(SUB_A, [
+      { name: 'VirtualMachines', tier: 'Standard', subPlan: 'P2' },
+      { name: 'KeyVaults', tier: 'Standard', subPlan: 'PerTransaction' },
+    ]);
+    arm.sticky = false;
+    vaults.sticky = false;
+    const report = await reconcilePosture(deps(), full('enforce'), [SUB_A], 'notStuck');
+    const why = (item: string, resource = '') =>
+      report.entries.find((x) => x.item === item && x.resource.endsWith(resource) && x.action === 'failed')
+        ?.why;
+    expect(why('defenderPlan', '/KeyVaults')).toContain(
+      "not applied: the write's answer shows Standard/PerTransaction",
+    );
+    expect(why('jit', e.vm1.id)).toContain("not applied: the write's answer does not list the VM");
+    expect(why('diagnostics', e.kv.id)).toContain(
+      "not applied: the write's answer shows AuditEvent still missing a sink",
+    );
+    expect(why('purgeProtection', e.kv.id)).toContain(
+      "not applied: the write's answer shows purge protection off",
+    );
+    expect(why('policy')).toContain("not applied: the write's answer shows a different assignment");
+    expect(why('flowLogs', '/vnet')).toContain("not applied: the write's answer shows a different flow log");
+    expect(report.counts.failed).toBe(6);
+    expect(report.entries.filter((x) => x.applied)).toEqual([]);
+    expect(arm.writes().map((w) => w.op)).toEqual([
+      'updatePricing',
+      'putJitPolicy',
+      'putDiagnosticSetting',
+      'putPolicyAssignment',
+      'putFlowLog',
+    ]);
+    expect(vaults.writes.map((w) => w.op)).toEqual(['enablePurgeProtection']);
+    expect(vaults.vault(e.kv.name)!.enablePurgeProtection).toBe(false);
+  });
+
+  test('a plan write whose answer names no tier is not a success; JIT then waits for P2', async () => {
+    estate();
+    arm.updatePricing = async (sub, name) => {
+      arm.calls.push({ op: 'updatePricing', args: [sub, name] });
+      await Promise.resolve();
+      return { ok: true, value: { name, tier: '' } };
+    };
+    const d = doc('enforce', {
+      defenderPlans: { VirtualMachines: { tier: 'Standard', subPlan: 'P2' } },
+      jit: JIT,
+    });
+    const report = await reconcilePosture(deps(), d, [SUB_A], 'noTier');
+    expect(report.entries.find((x) => x.item === 'defenderPlan')).toMatchObject({
+      action: 'failed',
+      applied: false,
+      why: expect.stringContaining("not applied: the write's answer shows no tier"),
+    });
+    const jit = report.entries.find((x) => x.item === 'jit')!;
+    expect(jit.action).toBe('blocked');
+    expect(jit.why).toContain('VirtualMachines is no tier');
+    expect(arm.writes().map((w) => w.op)).toEqual(['updatePricing']);
   });
 
   test('one subscription failing (a listing refused, even a throw) never stops the other', async () => {
