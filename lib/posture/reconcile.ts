@@ -614,9 +614,16 @@ async function jitFor(
   const policies = policiesListed.value;
   const desiredRules = jit.ports.map(toPortRule);
   const groups = new Map<string, PolicyGroup>();
+  // Each VM's policy and rules by VM id (the first policy listing it), not a scan per VM.
+  const listedVms = new Map<string, { policy: JitPolicyFacts; ports: JitPortRule[] }>();
+  for (const p of policies)
+    for (const v of p.virtualMachines)
+      if (!listedVms.has(v.id.toLowerCase()))
+        listedVms.set(v.id.toLowerCase(), { policy: p, ports: v.ports });
   for (const vm of vms) {
-    const holder = policies.find((p) => p.virtualMachines.some((v) => eq(v.id, vm.id)));
-    const currentRules = holder?.virtualMachines.find((v) => eq(v.id, vm.id))?.ports ?? [];
+    const listed = listedVms.get(vm.id.toLowerCase());
+    const holder = listed?.policy;
+    const currentRules = listed?.ports ?? [];
     const compliant = desiredRules.every((d) => currentRules.some((c) => portRuleEquals(c, d)));
     const current = holder ? { policy: holder.id, ports: currentRules } : { policy: null, ports: [] };
     if (compliant) {
@@ -690,8 +697,10 @@ async function jitFor(
       for (const e of g.entries) settle(e.entry, { ok: false, why: describe(put.failure) });
       return;
     }
+    // By id: a policy lists every VM of its resource group and region (hundreds), each checked here.
+    const answered = new Map(put.value.virtualMachines.map((v) => [v.id.toLowerCase(), v]));
     for (const e of g.entries) {
-      const vm = put.value.virtualMachines.find((v) => eq(v.id, e.vmId));
+      const vm = answered.get(e.vmId.toLowerCase());
       settle(
         e.entry,
         vm && e.desired.every((d) => vm.ports.some((c) => portRuleEquals(c, d)))
