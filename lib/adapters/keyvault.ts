@@ -182,7 +182,7 @@ export class KeyVaultDataAdapter implements KeyVaultData {
         }
       }
       polls++;
-      if (first) this.lag.tooEarly(offset);
+      this.lag.tooEarly(offset);
       first = false;
       wait = delay;
       delay = Math.min(delay * 2, maxPollMs);
@@ -235,8 +235,10 @@ function isAbortError(error: unknown): boolean {
  * call that answers 404) nor late (latency). `ok` is the smallest read offset (ms after the recover
  * call was accepted) known to have found the key; `miss` the largest known to have been too early.
  * A first read probes halfway between them while they are further apart than `resolutionMs` (and a
- * quarter of `ok`); a first read at `ok` that misses means the service got slower: the offset that
- * then finds the key becomes `ok`. What was too early is forgotten after `forgetMs`, so a service
+ * quarter of `ok`); a first read at `ok` that misses means the service got slower (or jitters past
+ * `ok`): `ok` then moves above that miss, and a find at or below a known miss never pulls it back
+ * down — completion times jitter, and reading at the lucky edge of that jitter would make every
+ * unlucky recovery pay one more call. What was too early is forgotten after `forgetMs`, so a service
  * that got faster is noticed. While nothing is known, one recovery finds out and the others wait.
  */
 export class CompletionLag {
@@ -263,6 +265,8 @@ export class CompletionLag {
   firstRead(): number | undefined {
     if (this.ok === undefined) return this.probing ? undefined : this.probe();
     if (this.miss > 0 && this.clock.now().getTime() - this.missAt > this.forgetMs) this.miss = 0;
+    // A read at `ok` missed and nothing later has found a key yet: read past that miss.
+    if (this.ok <= this.miss) return this.miss + this.resolutionMs;
     const gap = this.ok - this.miss;
     // One probe below `ok` at a time: concurrent recoveries reading early together would all miss.
     if (gap <= Math.max(this.resolutionMs, this.ok / 4) || this.bisecting) return this.ok;
@@ -287,10 +291,12 @@ export class CompletionLag {
   }
 
   found(offsetMs: number): void {
-    this.ok = this.ok === undefined || this.stale ? offsetMs : Math.min(this.ok, offsetMs);
-    this.stale = false;
-    // Reads jitter: a miss later than a find just means the two are as close as they get.
-    if (this.miss >= this.ok) this.miss = Math.max(0, this.ok - this.resolutionMs);
+    // A find no later than a known miss is the lucky side of the service's jitter: it must not pull
+    // `ok` back to where reads are known to miss.
+    if (this.ok === undefined || offsetMs > this.miss) {
+      this.ok = this.ok === undefined || this.stale ? offsetMs : Math.min(this.ok, offsetMs);
+      this.stale = false;
+    }
     this.release();
   }
 

@@ -91,6 +91,7 @@ beforeAll(async () => {
     // Not kvguard's doing: name what the emulator saw (a refused CONNECT, a TLS error), if anything.
     throw new Error(
       `the attack (before any fault) failed: ${String(error)}; emulator: ${env.h.diagnostics.slice(-10).join(' | ') || 'nothing logged'}`,
+      { cause: error },
     );
   }
   await new Promise((r) => setTimeout(r, 60)); // the emulator batches audit records for 20 ms

@@ -63,4 +63,39 @@ describe('CompletionLag', () => {
     clock.advance(6 * 60_000);
     expect(l.firstRead()).toBe(65);
   });
+
+  it('settles above the service’s jitter: after a few misses, first reads stop missing', () => {
+    const { lag: l } = lag();
+    // The key becomes readable 130 to 160 ms after the recovery was accepted, at random (seeded);
+    // recoveries run 16 at a time, and their reads come back in any order.
+    let seed = 7;
+    const random = () => (seed = (seed * 48271) % 2147483647);
+    let misses = 0;
+    let lateMisses = 0;
+    const reads: number[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      // While nothing is known, one recovery probes and the others wait for what it learns.
+      const firsts = Array.from({ length: 16 }, () => l.firstRead());
+      const order = firsts.map((at) => ({ at, key: random() }));
+      order.sort((a, b) => (a.at === undefined ? 1 : 0) - (b.at === undefined ? 1 : 0) || a.key - b.key);
+      for (const recovery of order) {
+        const firstAt = recovery.at ?? l.firstRead()!;
+        const readyAt = 130 + (random() % 31);
+        if (batch >= 5) reads.push(firstAt);
+        let at = firstAt;
+        // Poll as the adapter does: 20 ms, doubling; every read that misses is reported.
+        for (let delay = 20; at < readyAt; delay *= 2) {
+          l.tooEarly(at);
+          misses++;
+          if (batch >= 5) lateMisses++;
+          at += delay;
+        }
+        l.found(at);
+      }
+    }
+    expect(misses).toBeLessThan(20);
+    expect(lateMisses).toBe(0);
+    // …and the first read stays close to the slowest completion (160 ms), not far past it.
+    expect(Math.max(...reads)).toBeLessThanOrEqual(200);
+  });
 });
