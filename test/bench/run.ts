@@ -22,7 +22,8 @@
  * Options: `--only=recovery,flood` runs some sections (results to results/partial.tmp); `--redraw`
  * draws the chart again from results/latest.json. Diagnostics: BENCH_DEBUG=1 prints the calls by
  * kind, BENCH_LOG=1 kvguard's log (of this process; the flood runs in test/bench/worker.ts),
- * BENCH_TIMELINE=1 the reconcile's ARM calls in the order they reached the emulator.
+ * BENCH_TIMELINE=1 the reconcile's ARM calls in the order they reached the emulator,
+ * BENCH_PROFILE_DIR=<dir> writes a CPU profile of the flood's kvguard process there.
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -643,7 +644,13 @@ async function startWorker(settings: Record<string, string>) {
   const child = fork(join(__dirname, 'worker.ts'), [JSON.stringify(settings)], {
     cwd: ROOT,
     env: process.env,
-    execArgv: ['--import', 'tsx'],
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(process.env.BENCH_PROFILE_DIR
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+        : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting = new Map<number, (reply: WorkerReply) => void>();
