@@ -7,6 +7,11 @@ import * as z from 'zod';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A GUID (any case), the form of subscription, tenant, object and app ids. */
+export function isGuid(value: unknown): value is string {
+  return typeof value === 'string' && GUID.test(value);
+}
+
 const list = z
   .string()
   .optional()
@@ -113,11 +118,8 @@ export const SETTINGS = {
   AZURE_CLIENT_ID: z.string().regex(GUID, 'must be a GUID (the user-assigned identity client id)').optional(),
   AZURE_TENANT_ID: z.string().regex(GUID, 'must be a GUID (the tenant of the vaults)'),
   KVGUARD_MODE: z.enum(['enforce', 'observe']).default('enforce'),
-  KVGUARD_SUBSCRIPTIONS: list.pipe(
-    z
-      .array(z.string().regex(GUID, 'each subscription must be a GUID'))
-      .min(1, 'at least one subscription id'),
-  ),
+  /** Empty or unset: every subscription the identity can see (lib/inventory.ts discovers them). */
+  KVGUARD_SUBSCRIPTIONS: list.pipe(z.array(z.string().regex(GUID, 'each subscription must be a GUID'))),
   KVGUARD_EXCLUDED_VAULTS: list,
   KVGUARD_ALLOWED_PRINCIPALS: list.pipe(
     z.array(z.string().regex(GUID, 'each allowed principal must be an object id or app id (GUID)')),
@@ -190,6 +192,7 @@ export interface Config {
   mode: 'enforce' | 'observe';
   managedIdentityClientId?: string;
   tenantId: string;
+  /** KVGUARD_SUBSCRIPTIONS; empty: every subscription the identity can see, discovered at each refresh. */
   subscriptions: string[];
   excludedVaults: string[];
   allowedPrincipals: string[];
@@ -244,7 +247,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mode: c.KVGUARD_MODE,
     managedIdentityClientId: c.AZURE_CLIENT_ID,
     tenantId: c.AZURE_TENANT_ID.toLowerCase(),
-    subscriptions: c.KVGUARD_SUBSCRIPTIONS.map((s) => s.toLowerCase()),
+    subscriptions: [...new Set(c.KVGUARD_SUBSCRIPTIONS.map((s) => s.toLowerCase()))],
     excludedVaults: c.KVGUARD_EXCLUDED_VAULTS.map((v) => v.toLowerCase()),
     allowedPrincipals: c.KVGUARD_ALLOWED_PRINCIPALS.map((p) => p.toLowerCase()),
     storage: {

@@ -82,6 +82,14 @@ export interface DeletedVaultFacts {
 
 export type ArmResult<T> = { ok: true; value: T } | { ok: false; failure: CallFailure };
 
+/** A subscription as ARM `GET /subscriptions` (Subscriptions - List) lists it for the caller. */
+export interface SubscriptionFacts {
+  /** As ARM gives it: untrusted until checked as a GUID (lib/inventory.ts does). */
+  subscriptionId: string;
+  /** `Enabled`, `Warned`, `PastDue`, `Disabled` or `Deleted`; `''` when ARM gives none. */
+  state: string;
+}
+
 /** ARM `Microsoft.KeyVault/vaults`. */
 export interface VaultManagement {
   getVault(vaultId: string): Promise<ArmResult<VaultFacts | undefined>>;
@@ -91,6 +99,11 @@ export interface VaultManagement {
   recoverVault(deleted: DeletedVaultFacts, resourceGroup: string): Promise<ArmResult<VaultFacts>>;
   listVaults(subscriptionId: string): Promise<ArmResult<VaultFacts[]>>;
   listDeletedVaults(subscriptionId: string): Promise<ArmResult<DeletedVaultFacts[]>>;
+  /**
+   * The subscriptions the identity can see (every one where it holds a role assignment at, above or
+   * below the subscription: ARM filters the list by RBAC), every page.
+   */
+  listSubscriptions(): Promise<ArmResult<SubscriptionFacts[]>>;
 }
 
 /** A principal's name and type from Microsoft Graph (optional: needs a Graph grant). */

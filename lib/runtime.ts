@@ -103,6 +103,8 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       retry,
     ),
     clock,
+    // Empty: the inventory discovers the subscriptions the identity can see at each refresh; the
+    // sweep and the posture run take theirs from `inventory.subscriptions()`, never from config.
     subscriptions: config.subscriptions,
     log: processLog,
   });

@@ -58,7 +58,7 @@ export interface SweepMark {
 
 /** What the sweep needs of the runtime (lib/runtime.ts `Runtime` has all of it). */
 export interface SweepRuntime {
-  config: Pick<Config, 'subscriptions' | 'excludedVaults' | 'invocationBudgetMs' | 'sweep'>;
+  config: Pick<Config, 'excludedVaults' | 'invocationBudgetMs' | 'sweep'>;
   clock: Clock;
   pipeline: Pipeline;
   inventory: Inventory;
@@ -76,7 +76,7 @@ export interface SweepInvocation {
 }
 
 export interface SweepFailure {
-  /** A vault name, or `subscription <id>`, or an incident id. */
+  /** A vault name, or `subscription <id>`, or `subscriptions` (their discovery), or an incident id. */
   target: string;
   step: 'inventory' | 'list-deleted-keys' | 'list-deleted-vaults' | 'incident' | 'attribution' | 'ledger';
   /** `forbidden`, `throttled`, `transient`, `failed`, `error` (an exception), `budget`. */
@@ -146,6 +146,7 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
 
   // 1. the inventory, on its own slower cadence.
   let snapshot: InventorySnapshot;
+  let inScope: string[];
   try {
     snapshot = await rt.inventory.current();
     const age = started.getTime() - new Date(snapshot.refreshedAt).getTime();
@@ -154,6 +155,8 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
     // Refreshed by this run (here, or by `current` on a cold start with nothing stored): its listing
     // started after this run did, so its deleted vaults stand for this run's list.
     report.inventoryRefreshed = stale || new Date(snapshot.refreshedAt).getTime() > started.getTime();
+    // The subscriptions in scope: configured, else those the inventory discovered.
+    inScope = await rt.inventory.subscriptions();
   } catch (error) {
     // Without an inventory there is no scope: nothing may be swept.
     fail(
@@ -163,7 +166,12 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
     return finish(rt, report, started, log);
   }
   for (const f of snapshot.failures)
-    fail({ target: `subscription ${f.subscriptionId}`, step: 'inventory', kind: 'failed', detail: f.detail });
+    fail({
+      target: f.subscriptionId === undefined ? 'subscriptions' : `subscription ${f.subscriptionId}`,
+      step: 'inventory',
+      kind: 'failed',
+      detail: f.detail,
+    });
 
   const items: Array<Promise<void>> = [];
   const runItems = (batch: Item[]) => {
@@ -196,7 +204,7 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
   }
 
   // 2. deleted vaults per subscription (the refresh that just ran listed them already).
-  const subscriptions = [...new Set(rt.config.subscriptions.map((s) => s.toLowerCase()))];
+  const subscriptions = [...new Set(inScope.map((s) => s.toLowerCase()))];
   report.subscriptions = subscriptions.length;
   const deletedVaults: Array<{ subscriptionId: string; facts: DeletedVaultFacts }> = [];
   await Promise.all(
@@ -204,7 +212,7 @@ export async function sweepDeletedKeys(rt: SweepRuntime, invocation: SweepInvoca
       limit(async () => {
         const reuse =
           report.inventoryRefreshed &&
-          !snapshot.failures.some((f) => f.subscriptionId.toLowerCase() === subscriptionId);
+          !snapshot.failures.some((f) => f.subscriptionId?.toLowerCase() === subscriptionId);
         if (reuse) {
           for (const v of snapshot.vaults) {
             if (v.deleted && v.deletedFacts && v.subscriptionId.toLowerCase() === subscriptionId)

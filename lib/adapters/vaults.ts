@@ -5,10 +5,14 @@
  * - Recovering a deleted vault is a PUT with `properties.createMode: "recover"` in the vault's
  *   original location (a long-running operation; the SDK polls it).
  * 403 means the identity lacks the action named below; 404 on get means no such vault.
+ * The subscriptions the identity can see (when KVGUARD_SUBSCRIPTIONS is empty) come from
+ * @azure/arm-resources-subscriptions 2.x (`GET /subscriptions`, api-version 2022-12-01; 3.x needs
+ * Node 22): ARM lists every subscription where the caller holds a role, nothing else.
  */
 import type { TokenCredential } from '@azure/identity';
 import { KeyVaultManagementClient, type DeletedVault, type Vault } from '@azure/arm-keyvault';
-import type { ArmResult, DeletedVaultFacts, VaultFacts, VaultManagement } from '../ports';
+import { SubscriptionClient } from '@azure/arm-resources-subscriptions';
+import type { ArmResult, DeletedVaultFacts, SubscriptionFacts, VaultFacts, VaultManagement } from '../ports';
 import { clientOptions, statusOf, toCallFailure } from './azure';
 
 /** `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}` → parts. */
@@ -59,6 +63,7 @@ function toDeletedFacts(d: DeletedVault, subscriptionId: string): DeletedVaultFa
 
 export class VaultManagementAdapter implements VaultManagement {
   private readonly clients = new Map<string, KeyVaultManagementClient>();
+  private subscriptionClient: SubscriptionClient | undefined;
 
   constructor(
     private readonly credential: TokenCredential,
@@ -135,6 +140,19 @@ export class VaultManagementAdapter implements VaultManagement {
       return { ok: true, value: vaults };
     } catch (error) {
       return { ok: false, failure: toCallFailure(error, 'Microsoft.KeyVault/vaults/read') };
+    }
+  }
+
+  async listSubscriptions(): Promise<ArmResult<SubscriptionFacts[]>> {
+    this.subscriptionClient ??= new SubscriptionClient(this.credential, clientOptions(this.retryBaseDelayMs));
+    try {
+      const subscriptions: SubscriptionFacts[] = [];
+      for await (const s of this.subscriptionClient.subscriptions.list())
+        subscriptions.push({ subscriptionId: s.subscriptionId ?? '', state: s.state ?? '' });
+      return { ok: true, value: subscriptions };
+    } catch (error) {
+      // No action is needed to list: ARM shows each subscription where the caller holds any role.
+      return { ok: false, failure: toCallFailure(error, 'a role assignment in each subscription') };
     }
   }
 

@@ -198,7 +198,10 @@ export function validateDesiredState(value: unknown, subscriptions: string[]): D
   const inScope = new Set(subscriptions.map((s) => s.toLowerCase()));
   const problems = Object.keys(parsed.data.subscriptions)
     .filter((s) => !inScope.has(s.toLowerCase()))
-    .map((s) => `subscriptions.${s}: not one of KVGUARD_SUBSCRIPTIONS`);
+    .map(
+      (s) =>
+        `subscriptions.${s}: not one of the subscriptions in scope (KVGUARD_SUBSCRIPTIONS, or those kvguard's identity can see)`,
+    );
   return problems.length > 0 ? { ok: false, problems } : { ok: true, desired: parsed.data };
 }
 

@@ -2,7 +2,8 @@
  * One reconcilePosture run, independent of the Functions runtime (functions/reconcilePosture.ts only
  * registers the timer): the desired state is read and validated (an invalid document raises one
  * operational alert listing every problem, and nothing is requested from Azure), then reconciled
- * for every subscription in scope.
+ * for every subscription in scope: the inventory's (KVGUARD_SUBSCRIPTIONS, else the subscriptions
+ * the identity can see, as the inventory's last refresh discovered them).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -18,7 +19,8 @@ export async function runPostureReconciliation(
   inv: Invocation,
   readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),
 ): Promise<PostureRunResult> {
-  const parsed = parseDesiredState(rt.config.posture, rt.config.subscriptions, readFile);
+  const subscriptions = await rt.inventory.subscriptions();
+  const parsed = parseDesiredState(rt.config.posture, subscriptions, readFile);
   if (!parsed.ok) {
     inv.log.error({ problems: parsed.problems }, 'the desired posture is invalid: nothing reconciled');
     const digest = createHash('sha256').update(parsed.problems.join('\n')).digest('hex').slice(0, 16);
@@ -46,7 +48,7 @@ export async function runPostureReconciliation(
       excludedVaults: rt.config.excludedVaults,
     },
     parsed.desired,
-    rt.config.subscriptions,
+    subscriptions,
     `${rt.clock.now().toISOString().replace(/[-:.]/g, '').slice(0, 15)}_${randomUUID().slice(0, 8)}`,
   );
   return { ok: true, report };

@@ -9,9 +9,18 @@
  * topic sees vault changes, never key deletions). The vault itself logs `Vault*` AuditEvent records,
  * as Key Vault does for operations ARM forwards to it (azure-facts §5.1; logging.md's sample is a
  * VaultGet with clientInfo `azure-resource-manager/2.0`).
+ *
+ * Also `GET /subscriptions` (Subscriptions - List, as @azure/arm-resources-subscriptions 2.x calls it,
+ * api-version 2022-12-01): the subscriptions where the caller holds any role assignment at, above or
+ * below the subscription scope, paged with `nextLink`, in the item shape ARM answers
+ * (`id`, `authorizationSource`, `managedByTenants`, `subscriptionId`, `tenantId`, `displayName`,
+ * `state`, `subscriptionPolicies`; a `count` beside `value`). Every emulated subscription is `Enabled`.
+ * The emulated subscriptions: the emulator's own, every one holding a vault or a seeded posture
+ * resource, and every subscription scope a role assignment names.
  */
 import { randomUUID } from 'node:crypto';
-import { isAuthorized as assignmentGrants } from './rbac';
+import { armResources } from './arm-resources';
+import { isAuthorized as assignmentGrants, hasAssignmentWithin } from './rbac';
 import type {
   AccessPolicyEntry,
   EmuRequest,
@@ -461,6 +470,7 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
   // ARM's classic per-subscription, per-hour budgets; the headers count down as calls are made.
   const budgets = { reads: 12000, writes: 1200, deletes: 15000 } as const;
   const used = new Map<string, number>();
+  let tenantReads = 0;
 
   function remaining(subscriptionId: string, kind: keyof typeof budgets): string {
     const hour = Math.floor(core.now() / 3_600_000);
@@ -505,10 +515,58 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
     };
   }
 
+  /** Every emulated subscription, each once (as first seen): see the header. */
+  function subscriptionIds(): string[] {
+    const ids = new Map<string, string>();
+    const add = (id: string) => {
+      if (id && !ids.has(id.toLowerCase())) ids.set(id.toLowerCase(), id);
+    };
+    add(core.subscriptionId);
+    for (const v of core.vaults.values()) add(v.subscriptionId);
+    for (const id of armResources(core).subscriptions) add(id);
+    for (const a of core.roleAssignments) add(/^\/subscriptions\/([^/]+)/i.exec(a.scope)?.[1] ?? '');
+    return [...ids.values()];
+  }
+
   function knownSubscription(subscriptionId: string): boolean {
-    if (same(subscriptionId, core.subscriptionId)) return true;
-    for (const v of core.vaults.values()) if (same(v.subscriptionId, subscriptionId)) return true;
-    return false;
+    return subscriptionIds().some((id) => same(id, subscriptionId));
+  }
+
+  /** Subscriptions - List: what RBAC lets the caller see (no action is checked: any role will do). */
+  function listSubscriptions(ctx: CallContext): EmuResponse {
+    const visible = subscriptionIds().filter((id) =>
+      hasAssignmentWithin(core.roleAssignments, ctx.claims.oid, `/subscriptions/${id}`),
+    );
+    const top = parseTop(ctx);
+    const result = page(ctx, visible, (id) => id, top);
+    return {
+      status: 200,
+      headers: {
+        ...armHeaders(ctx, 'GET'),
+        'x-ms-ratelimit-remaining-tenant-reads': String(Math.max(0, 12000 - ++tenantReads)),
+      },
+      body: {
+        value: result.value.map((subscriptionId) => ({
+          id: `/subscriptions/${subscriptionId}`,
+          authorizationSource: 'RoleBased',
+          managedByTenants: [],
+          subscriptionId,
+          tenantId: core.tenantId,
+          displayName: same(subscriptionId, core.subscriptionId)
+            ? 'kvguard-emulated'
+            : `emulated-${subscriptionId.slice(0, 8)}`,
+          state: 'Enabled',
+          subscriptionPolicies: {
+            locationPlacementId: 'Public_2014-09-01',
+            quotaId: 'PayAsYouGo_2014-09-01',
+            spendingLimit: 'Off',
+          },
+        })),
+        ...(result.nextLink ? { nextLink: result.nextLink } : {}),
+        count: { type: 'Total', value: visible.length },
+      },
+      callerOid: ctx.claims.oid,
+    };
   }
 
   function resourceGroupExists(subscriptionId: string, resourceGroup: string): boolean {
@@ -1212,6 +1270,15 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
   function route(ctx: CallContext, segments: string[]): EmuResponse | undefined {
     const method = ctx.req.method.toUpperCase();
     const lower = segments.map((s) => s.toLowerCase());
+    if (lower.length === 1 && lower[0] === 'subscriptions') {
+      if (method !== 'GET')
+        throw new ArmFailure(
+          405,
+          'MethodNotAllowed',
+          `The requested resource does not support http method '${method}'.`,
+        );
+      return listSubscriptions(ctx);
+    }
     const [s0, subscriptionId = ''] = segments;
     if (s0?.toLowerCase() !== 'subscriptions' || !subscriptionId) return undefined;
     const rest = lower.slice(2);
@@ -1309,7 +1376,8 @@ export function createArmService(core: EmulatorCore, options: ArmServiceOptions 
       if (same(s, 'providers') && (segments[i + 1] ?? '').includes('.')) providerAt = i;
     });
     const keyVaultPath = providerAt >= 0 && same(segments[providerAt + 1] ?? '', PROVIDER);
-    if (!keyVaultPath && options.fallback) return options.fallback(req);
+    const subscriptionsPath = segments.length === 1 && same(segments[0] ?? '', 'subscriptions');
+    if (!keyVaultPath && !subscriptionsPath && options.fallback) return options.fallback(req);
 
     // ARM authenticates before anything else (401 with a Bearer challenge naming the authority).
     const authorization = headerValue(req, 'authorization');

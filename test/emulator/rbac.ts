@@ -156,3 +156,20 @@ export function isAuthorized(
   }
   return false;
 }
+
+/**
+ * Whether the principal holds any role assignment at, above (inherited) or below `scope`, whatever
+ * the role grants: what ARM asks before it shows a subscription in `GET /subscriptions` (a role on one
+ * resource group or one resource of it is enough to see the subscription).
+ */
+export function hasAssignmentWithin(
+  assignments: RoleAssignment[],
+  principalId: string,
+  scope: string,
+): boolean {
+  return assignments.some(
+    (a) =>
+      a.principalId.toLowerCase() === principalId.toLowerCase() &&
+      (scopeContains(a.scope, scope) || scopeContains(scope, a.scope)),
+  );
+}

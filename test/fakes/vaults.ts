@@ -6,19 +6,27 @@
  * that change the estate, so a test can prove that observe mode and dry runs wrote nothing.
  * `sticky = false` makes `enablePurgeProtection` answer ok, change nothing and answer the vault as it
  * was (a write that does not take).
+ * `listSubscriptions` answers `subscriptions` when a test set it, else every subscription holding a
+ * live or deleted vault, `Enabled` (what an identity with a role on each would see).
  */
 import type {
   ArmResult,
   CallFailure,
   Clock,
   DeletedVaultFacts,
+  SubscriptionFacts,
   VaultFacts,
   VaultManagement,
 } from '../../lib/ports';
 import { failures, FaultPlan } from './failures';
 
 export type VaultOp =
-  'getVault' | 'enablePurgeProtection' | 'recoverVault' | 'listVaults' | 'listDeletedVaults';
+  | 'getVault'
+  | 'enablePurgeProtection'
+  | 'recoverVault'
+  | 'listVaults'
+  | 'listDeletedVaults'
+  | 'listSubscriptions';
 
 export interface VaultCall {
   op: VaultOp;
@@ -56,6 +64,8 @@ export class FakeVaultManagement implements VaultManagement {
   /** `enablePurgeProtection` changes the vault; false: it answers ok with the vault unchanged. */
   sticky = true;
   onCall?: (call: VaultCall) => Promise<void> | void;
+  /** What `listSubscriptions` answers; undefined: the subscriptions of the estate, all `Enabled`. */
+  subscriptions?: SubscriptionFacts[];
   private readonly live = new Map<string, VaultFacts>();
   private readonly deleted = new Map<string, DeletedEntry>();
   private readonly faults = new FaultPlan<VaultOp, CallFailure>();
@@ -198,6 +208,16 @@ export class FakeVaultManagement implements VaultManagement {
         .filter((d) => d.facts.subscriptionId.toLowerCase() === s)
         .map((d) => copyDeleted(d.facts)),
     };
+  }
+
+  async listSubscriptions(): Promise<ArmResult<SubscriptionFacts[]>> {
+    const failure = await this.enter('listSubscriptions', '/subscriptions');
+    if (failure) return { ok: false, failure };
+    if (this.subscriptions) return { ok: true, value: this.subscriptions.map((s) => ({ ...s })) };
+    const ids = new Set<string>();
+    for (const v of this.live.values()) ids.add(v.subscriptionId.toLowerCase());
+    for (const d of this.deleted.values()) ids.add(d.facts.subscriptionId.toLowerCase());
+    return { ok: true, value: [...ids].map((subscriptionId) => ({ subscriptionId, state: 'Enabled' })) };
   }
 
   private async enter(op: VaultOp, target: string): Promise<CallFailure | undefined> {

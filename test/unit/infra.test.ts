@@ -493,6 +493,17 @@ describe('main.json: the Function App on Flex Consumption', () => {
     });
   });
 
+  it('without subscriptionsInScope (its default) leaves KVGUARD_SUBSCRIPTIONS empty: kvguard discovers its subscriptions', () => {
+    const outer = asObject(
+      asObject(templates['main.json']!.parameters, 'parameters').subscriptionsInScope,
+      'p',
+    );
+    expect(outer.defaultValue).toEqual([]);
+    const settings = appSettings({ subscriptionsInScope: [] });
+    expect(settings.KVGUARD_SUBSCRIPTIONS).toBe('');
+    expect(loadConfig(settings).subscriptions).toEqual([]);
+  });
+
   it('names each regional hub so that auditLogForwarder-<region> finds its identity-based connection', () => {
     const settings = appSettings();
     const hubs = eventHubsFromSettings(settings);

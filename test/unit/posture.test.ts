@@ -160,7 +160,9 @@ describe('the desired-state document', () => {
   test('an override for a subscription out of scope is an error; overrides merge plan by plan and null turns an item off', () => {
     expect(validateDesiredState({ subscriptions: { [SUB_B]: {} } }, [SUB_A])).toEqual({
       ok: false,
-      problems: [`subscriptions.${SUB_B}: not one of KVGUARD_SUBSCRIPTIONS`],
+      problems: [
+        `subscriptions.${SUB_B}: not one of the subscriptions in scope (KVGUARD_SUBSCRIPTIONS, or those kvguard's identity can see)`,
+      ],
     });
     const d = doc(
       'report',

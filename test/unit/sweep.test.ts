@@ -19,7 +19,6 @@ import {
   ORDERS_HOST,
   PAYMENTS,
   PAYMENTS_HOST,
-  SUBSCRIPTION,
   testPipeline,
   type TestPipeline,
   type TestPipelineOptions,
@@ -91,7 +90,6 @@ function sweeper(
   const gate = new GatedKeyVault(tp.keyVault);
   const sweepState = new MemoryLedger<SweepMark>({ clock: tp.clock });
   const config: SweepRuntime['config'] = {
-    subscriptions: [SUBSCRIPTION],
     excludedVaults: options.excludedVaults ?? [],
     invocationBudgetMs: sweep.budgetMs ?? 25_000,
     sweep: {
