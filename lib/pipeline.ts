@@ -4,7 +4,7 @@
  * sweep) ends here with a `Trigger`. The event is only a trigger: state is re-read before acting,
  * so duplicates and replays are harmless; the ledger makes each incident act and alert once.
  */
-import { sendToSink, sendToSinks } from './alerting';
+import { sendToSink } from './alerting';
 import type { Logger } from 'pino';
 import { isCallerKnown, mergeCallers } from './core/caller';
 import { decide, type ResponsePolicy } from './core/decide';
@@ -34,6 +34,7 @@ import type {
 } from './core/model';
 import { checkScope } from './core/scope';
 import type { Inventory, InventoryVault } from './inventory';
+import { raiseOncePerDay, vaultTarget, type OperationalMark } from './operational';
 import type {
   AlertMessage,
   AlertSink,
@@ -113,6 +114,8 @@ export interface PipelineDeps {
   keyVault: KeyVaultData;
   vaults: VaultManagement;
   ledger: Ledger<IncidentRecord>;
+  /** The operational alerts' once-a-day marks (lib/operational.ts), shared with the sweep. */
+  marks: Ledger<OperationalMark>;
   inventory: Inventory;
   sinks: AlertSink[];
   auditLog?: AuditLogQuery;
@@ -466,7 +469,8 @@ export class Pipeline {
   /**
    * kvguard could not read the vault. Transient → redelivery. Anything else (403: a missing grant) is
    * a permanent failure: recorded, and one operational alert per vault and day says what is missing
-   * (design §2: a permanent failure is recorded and alerted, not thrown).
+   * (design §2: a permanent failure is recorded and alerted, not thrown). The once-a-day mark is the
+   * sweep's for the same vault (lib/operational.ts), so whichever sees the problem first alerts.
    */
   private async observeFailed(
     trigger: VaultTrigger,
@@ -488,39 +492,20 @@ export class Pipeline {
     return { status: 'failed', kind: trigger.kind, vault: trigger.vaultName, reason };
   }
 
-  /** One operational alert per vault, problem and day: the ledger's claim is the once-only guard. */
+  /** One operational alert per vault and day (shared with the sweep); never throws. */
   private async operationalAlert(trigger: VaultTrigger, reason: string, ctx: Ctx): Promise<void> {
-    const day = this.deps.clock.now().toISOString().slice(0, 10).replace(/-/g, '');
-    const id = `ops_observe_${trigger.vaultName}_${day}`;
-    const now = this.deps.clock.now();
-    const record: IncidentRecord = {
-      version: 1,
-      key: { kind: 'operational', partitionKey: trigger.vaultName, id },
-      vaultName: trigger.vaultName,
-      state: 'closed',
-      trigger,
-      alerts: {},
-      observeMode: this.deps.policy.mode === 'observe',
-      signals: 1,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
-    };
-    const claim = await this.deps.ledger.claim(trigger.vaultName, id, record);
-    if (!claim.claimed) return;
-    const message: AlertMessage = {
-      id: `${id}/primary`,
-      incidentId: id,
+    const { marks, sinks, clock } = this.deps;
+    await raiseOncePerDay({ marks, sinks, clock, log: ctx.log }, vaultTarget(trigger.vaultName), () => ({
       kind: 'operational',
       severity: 'critical',
       title: `kvguard cannot respond in vault ${trigger.vaultName}`,
-      time: now,
+      time: clock.now(),
       data: { vaultName: trigger.vaultName, reason, signal: trigger.operationName },
       text: [
         `kvguard received ${trigger.operationName} for vault ${trigger.vaultName} but could not act: ${reason}.`,
         'To do: grant kvguard its role on the vault (infra/vault.json), then replay the signal.',
       ],
-    };
-    await sendToSinks(this.deps.sinks, message, ctx.log);
+    }));
   }
 
   // ---------------------------------------------------------------- vault-level triggers

@@ -25,6 +25,7 @@ import type { ForwardedAlert } from './posture/reconcile';
 import { loadConfig, type Config } from './config';
 import { Inventory, type InventorySnapshot } from './inventory';
 import { createLogger, type LogTarget } from './logging';
+import type { OperationalMark } from './operational';
 import { Pipeline, type IncidentRecord } from './pipeline';
 import type {
   AlertSink,
@@ -36,7 +37,6 @@ import type {
   SignalPublisher,
   VaultManagement,
 } from './ports';
-import type { SweepMark } from './sweep';
 
 export const systemClock: Clock = {
   now: () => new Date(),
@@ -56,8 +56,11 @@ export interface Runtime {
   keyVault: KeyVaultData;
   vaults: VaultManagement;
   ledger: Ledger<IncidentRecord>;
-  /** The sweep's marks (partition `sweep` of the ledger's table). */
-  sweepState: Ledger<SweepMark>;
+  /**
+   * The operational alerts' once-a-day marks (lib/operational.ts, a partition of the ledger's table),
+   * shared by the sweep and the pipeline.
+   */
+  marks: Ledger<OperationalMark>;
   /** reconcilePosture: ARM beyond the vaults, and the ledger rows of forwarded Defender alerts. */
   postureArm: PostureArm;
   postureLedger: Ledger<ForwardedAlert>;
@@ -129,11 +132,18 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     credential,
     retry,
   );
+  const marks = TableLedger.create<OperationalMark>(
+    config.storage.tableEndpoint,
+    config.storage.ledgerTable,
+    credential,
+    retry,
+  );
   const pipeline = new Pipeline({
     clock,
     keyVault,
     vaults,
     ledger,
+    marks,
     inventory,
     sinks,
     auditLog,
@@ -167,12 +177,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     keyVault,
     vaults,
     ledger,
-    sweepState: TableLedger.create<SweepMark>(
-      config.storage.tableEndpoint,
-      config.storage.ledgerTable,
-      credential,
-      retry,
-    ),
+    marks,
     // Loaded on the posture timer's first run: its ARM packages stay out of every cold start.
     postureArm: lazyPort<PostureArm>(() =>
       import('./adapters/posture').then((m) => new m.PostureArmAdapter(credential, retry)),

@@ -13,10 +13,10 @@
  *    attaches to the incident and sends its one follow-up.
  *
  * A vault the identity cannot read (403) is reported with one operational alert per vault per day
- * (a mark in the ledger's table, partition `sweep`), never fatal; one vault's failure never stops
- * the run, and the run keeps within the invocation budget: what is left waits for the next run.
+ * (lib/operational.ts: a mark in the ledger's table, shared with the pipeline), never fatal; one
+ * vault's failure never stops the run, and the run keeps within the invocation budget: what is left
+ * waits for the next run.
  */
-import { sendToSinks } from './alerting';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { toSafeError } from './core/errors';
@@ -26,9 +26,9 @@ import { fromSweptDeletedKey, fromSweptDeletedVault, isRejection } from './core/
 import { checkScope } from './core/scope';
 import type { Config } from './config';
 import type { Inventory, InventorySnapshot, InventoryVault } from './inventory';
+import { raiseOncePerDay, vaultTarget, type OperationalMark } from './operational';
 import type { IncidentRecord, Pipeline, RunOptions, TriggerOutcome } from './pipeline';
 import type {
-  AlertMessage,
   AlertSink,
   AuditLogQuery,
   CallFailure,
@@ -45,16 +45,6 @@ import type {
 export const ATTRIBUTION_WINDOW_MS = 30 * 60 * 1000;
 /** A new item is not started when less than this is left of the budget (a recovery needs a moment). */
 const BUDGET_MARGIN_MS = 2000;
-/** Where the sweep keeps its marks (one operational alert per vault per day) in the ledger's table. */
-export const SWEEP_PARTITION = 'sweep';
-
-/** A mark the sweep keeps in the ledger's table: that an operational alert was sent (or tried). */
-export interface SweepMark {
-  kind: 'operational-alert';
-  alertId: string;
-  delivered: boolean;
-  at: string;
-}
 
 /** What the sweep needs of the runtime (lib/runtime.ts `Runtime` has all of it). */
 export interface SweepRuntime {
@@ -65,7 +55,8 @@ export interface SweepRuntime {
   keyVault: KeyVaultData;
   vaults: VaultManagement;
   ledger: Ledger<IncidentRecord>;
-  sweepState: Ledger<SweepMark>;
+  /** The operational alerts' once-a-day marks (lib/operational.ts), shared with the pipeline. */
+  marks: Ledger<OperationalMark>;
   sinks: AlertSink[];
   auditLog?: AuditLogQuery;
 }
@@ -300,7 +291,7 @@ async function listVault(
       detail: describeFailure(listed.failure),
     });
     if (listed.failure.kind === 'forbidden')
-      await reportForbiddenOnce(rt, invocation, `vault-${vault.name}`, listed.failure, {
+      await reportForbiddenOnce(rt, invocation, vaultTarget(vault.name), listed.failure, {
         title: `kvguard cannot read the deleted keys of vault ${vault.name}`,
         what: `the deleted keys of vault ${vault.name} (${vault.host})`,
       });
@@ -568,8 +559,9 @@ async function attributeAwaiting(
 
 /**
  * A 403 is a configuration problem a human must fix: one operational alert per target per (UTC) day,
- * however many runs see it and on however many instances (a conditional insert in the ledger's table
- * decides who sends it; an undelivered one is tried again by the next run).
+ * however many runs see it and on however many instances (lib/operational.ts: a conditional insert in
+ * the ledger's table decides who sends it; an undelivered one is tried again by the next run). A
+ * vault's target is shared with the pipeline, so a vault it could not read either is alerted once.
  */
 async function reportForbiddenOnce(
   rt: SweepRuntime,
@@ -578,28 +570,14 @@ async function reportForbiddenOnce(
   failure: Extract<CallFailure, { kind: 'forbidden' }>,
   text: { title: string; what: string },
 ): Promise<void> {
-  const now = rt.clock.now();
-  const day = now.toISOString().slice(0, 10).replace(/-/g, '');
-  const id = `forbidden_${target.toLowerCase().replace(/[^a-z0-9-]/g, '-')}_${day}`;
-  const alertId = `kvguard-sweep/${id}`;
-  try {
-    const mark: SweepMark = { kind: 'operational-alert', alertId, delivered: false, at: now.toISOString() };
-    const claim = await rt.sweepState.claim(SWEEP_PARTITION, id, mark);
-    let entry = claim.entry;
-    if (!claim.claimed) {
-      if (entry.value.delivered) return;
-      // Another run claimed it and its delivery failed: take it over (ETag-guarded).
-      const taken = await rt.sweepState.update(entry, { ...entry.value, at: now.toISOString() });
-      if (!taken.ok) return;
-      entry = taken.entry;
-    }
-    const message: AlertMessage = {
-      id: alertId,
-      incidentId: `kvguard-sweep/${id}`,
+  await raiseOncePerDay(
+    { marks: rt.marks, sinks: rt.sinks, clock: rt.clock, log: invocation.log },
+    target,
+    () => ({
       kind: 'operational',
       severity: 'critical',
       title: text.title,
-      time: now,
+      time: rt.clock.now(),
       data: {
         title: text.title,
         target,
@@ -612,17 +590,8 @@ async function reportForbiddenOnce(
         `Grant kvguard's identity ${failure.missingPermission}.`,
         'This alert is sent once a day while the problem lasts.',
       ],
-    };
-    const results = await sendToSinks(rt.sinks, message, invocation.log);
-    const delivered = results.every((d) => d.result.ok);
-    if (!delivered) invocation.log.error({ alert: alertId }, 'operational alert not delivered to every sink');
-    await rt.sweepState.update(entry, { ...entry.value, delivered });
-  } catch (error) {
-    invocation.log.error(
-      { err: toSafeError(error).message, target },
-      'operational alert of the sweep failed',
-    );
-  }
+    }),
+  );
 }
 
 function lateReason(deletedOn: Date, rt: SweepRuntime): string {

@@ -373,7 +373,10 @@ export type IncidentKind =
   | 'vault-deletion'
   | 'vault-write'
   | 'access-policy'
-  /** kvguard itself needs a human (e.g. it cannot read a vault): one row per vault, problem and day. */
+  /**
+   * Rows of earlier versions (`ops_observe_<vault>_<day>`: a vault kvguard could not read); no longer
+   * written: operational alerts keep their marks apart (lib/operational.ts).
+   */
   | 'operational';
 
 /**

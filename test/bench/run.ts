@@ -587,6 +587,7 @@ async function recovery(env: BenchEnv, rt: Runtime): Promise<Recovery> {
     keyVault: sdkDefaultKeyVault(rt, env.ready),
     vaults: rt.vaults,
     ledger: rt.ledger,
+    marks: rt.marks,
     inventory: rt.inventory,
     sinks: rt.sinks,
     auditLog: rt.auditLog,

@@ -16,6 +16,7 @@ import {
   type RunOptions,
   type TriggerOutcome,
 } from '../../lib/pipeline';
+import type { OperationalMark } from '../../lib/operational';
 import type { AlertMessage } from '../../lib/ports';
 import { FakeAuditLog } from './auditlog';
 import { FakeClock } from './clock';
@@ -61,6 +62,8 @@ export interface TestPipeline {
   keyVault: FakeKeyVault;
   vaults: FakeVaultManagement;
   ledger: MemoryLedger<IncidentRecord>;
+  /** The operational alerts' once-a-day marks (lib/operational.ts); a sweep built on `tp` shares them. */
+  marks: MemoryLedger<OperationalMark>;
   inventoryStore: MemoryLedger<InventorySnapshot>;
   sinks: RecordingSink[];
   auditLog: FakeAuditLog;
@@ -100,6 +103,7 @@ export function testPipeline(options: TestPipelineOptions = {}): TestPipeline {
   const keyVault = new FakeKeyVault({ clock, ...options.keyVault });
   const vaults = new FakeVaultManagement({ clock, latencyMs: options.latencyMs });
   const ledger = new MemoryLedger<IncidentRecord>({ clock, latencyMs: options.latencyMs });
+  const marks = new MemoryLedger<OperationalMark>({ clock, latencyMs: options.latencyMs });
   const inventoryStore = new MemoryLedger<InventorySnapshot>({ clock });
   const sinks = (options.sinks ?? ['teams', 'alerts-topic']).map((name) => new RecordingSink(name));
   const auditLog = new FakeAuditLog();
@@ -139,6 +143,7 @@ export function testPipeline(options: TestPipelineOptions = {}): TestPipeline {
     keyVault,
     vaults,
     ledger,
+    marks,
     inventoryStore,
     sinks,
     auditLog,
@@ -176,6 +181,7 @@ export function testPipeline(options: TestPipelineOptions = {}): TestPipeline {
         keyVault,
         vaults,
         ledger,
+        marks,
         inventory: tp.inventory,
         sinks,
         ...(options.auditLog === false ? {} : { auditLog }),

@@ -103,6 +103,7 @@ export function withPipeline(rt: Runtime, replace: Partial<PipelineDeps>): Runti
     keyVault: rt.keyVault,
     vaults: rt.vaults,
     ledger: rt.ledger,
+    marks: rt.marks,
     inventory: rt.inventory,
     sinks: rt.sinks,
     auditLog: rt.auditLog,

@@ -8,7 +8,7 @@ import { ConfigError, DEFAULT_SWEEP_SCHEDULE, loadConfig } from '../../lib/confi
 import { Inventory, type InventorySnapshot } from '../../lib/inventory';
 import { createLogger } from '../../lib/logging';
 import { Pipeline } from '../../lib/pipeline';
-import { sweepDeletedKeys, type SweepMark } from '../../lib/sweep';
+import { sweepDeletedKeys } from '../../lib/sweep';
 import {
   failures,
   FakeClock,
@@ -280,7 +280,6 @@ describe('sweepDeletedKeys without configured subscriptions', () => {
     });
     tp.deps.inventory = tp.inventory;
     tp.pipeline = new Pipeline(tp.deps);
-    const sweepState = new MemoryLedger<SweepMark>({ clock: tp.clock });
     let runs = 0;
     const run = () =>
       sweepDeletedKeys(
@@ -301,7 +300,7 @@ describe('sweepDeletedKeys without configured subscriptions', () => {
           keyVault: tp.keyVault,
           vaults: tp.vaults,
           ledger: tp.ledger,
-          sweepState,
+          marks: tp.marks,
           sinks: tp.sinks,
           auditLog: tp.auditLog,
         },

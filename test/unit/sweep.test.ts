@@ -5,17 +5,19 @@
 import { DEFAULT_SWEEP_SCHEDULE } from '../../lib/config';
 import type { AlertContent } from '../../lib/core/model';
 import { Pipeline } from '../../lib/pipeline';
+import { SEND_LEASE_MS } from '../../lib/operational';
 import type {
+  AlertMessage,
   CallFailure,
   DeletedKeyState,
   KeyObservation,
   KeyVaultData,
   RecoverOutcome,
 } from '../../lib/ports';
-import { sweepDeletedKeys, type SweepMark, type SweepReport, type SweepRuntime } from '../../lib/sweep';
+import { sweepDeletedKeys, type SweepReport, type SweepRuntime } from '../../lib/sweep';
 import {
   failures,
-  MemoryLedger,
+  ORDERS,
   ORDERS_HOST,
   PAYMENTS,
   PAYMENTS_HOST,
@@ -35,7 +37,12 @@ const ROTATION_APP = {
   appId: 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d',
 };
 
-/** A KeyVaultData over the fake that answers 403 for the vault hosts given, and counts calls in flight. */
+const READ_KEYS = 'keys get/list (access policy) or Microsoft.KeyVault/vaults/keys/read (RBAC)';
+
+/**
+ * A KeyVaultData over the fake that answers 403 for the vault hosts given (to the sweep's list and the
+ * pipeline's observe read), and counts the list calls in flight.
+ */
 class GatedKeyVault implements KeyVaultData {
   readonly forbidden = new Set<string>();
   inFlight = 0;
@@ -43,8 +50,11 @@ class GatedKeyVault implements KeyVaultData {
 
   constructor(private readonly inner: KeyVaultData) {}
 
-  observeKey(vaultHost: string, keyName: string): Promise<KeyObservation> {
-    return this.inner.observeKey(vaultHost, keyName);
+  async observeKey(vaultHost: string, keyName: string): Promise<KeyObservation> {
+    const observed = await this.inner.observeKey(vaultHost, keyName);
+    if (this.forbidden.has(vaultHost.toLowerCase()))
+      return { state: 'unknown', failure: failures.forbidden(READ_KEYS) };
+    return observed;
   }
 
   recoverKey(vaultHost: string, keyName: string, deadline: Date): Promise<RecoverOutcome> {
@@ -59,12 +69,7 @@ class GatedKeyVault implements KeyVaultData {
     try {
       const answer = await this.inner.listDeletedKeys(vaultHost);
       if (this.forbidden.has(vaultHost.toLowerCase()))
-        return {
-          ok: false,
-          failure: failures.forbidden(
-            'keys get/list (access policy) or Microsoft.KeyVault/vaults/keys/read (RBAC)',
-          ),
-        };
+        return { ok: false, failure: failures.forbidden(READ_KEYS) };
       return answer;
     } finally {
       this.inFlight--;
@@ -75,7 +80,6 @@ class GatedKeyVault implements KeyVaultData {
 interface Sweeper {
   tp: TestPipeline;
   gate: GatedKeyVault;
-  sweepState: MemoryLedger<SweepMark>;
   config: SweepRuntime['config'];
   run(): Promise<SweepReport>;
 }
@@ -88,7 +92,6 @@ function sweeper(
 ): Sweeper {
   const tp = testPipeline({ keyVault: { latencyMs: 5 }, latencyMs: 2, ...options });
   const gate = new GatedKeyVault(tp.keyVault);
-  const sweepState = new MemoryLedger<SweepMark>({ clock: tp.clock });
   const config: SweepRuntime['config'] = {
     excludedVaults: options.excludedVaults ?? [],
     invocationBudgetMs: sweep.budgetMs ?? 25_000,
@@ -105,7 +108,6 @@ function sweeper(
   const s: Sweeper = {
     tp,
     gate,
-    sweepState,
     config,
     run: () =>
       sweepDeletedKeys(
@@ -117,7 +119,7 @@ function sweeper(
           keyVault: gate,
           vaults: tp.vaults,
           ledger: tp.ledger,
-          sweepState,
+          marks: tp.marks,
           sinks: tp.sinks,
           auditLog: tp.auditLog,
         },
@@ -501,6 +503,182 @@ describe('sweepDeletedKeys', () => {
     expect(primary[0]!.content.actions).toEqual(
       expect.arrayContaining([expect.objectContaining({ action: 'recover-key', status: 'succeeded' })]),
     );
+  });
+});
+
+describe('one operational alert per vault and day, shared by the sweep and the pipeline', () => {
+  /** contoso-orders answers 403 to every read of its keys; an attacker deleted its key. */
+  function lockedVault() {
+    const s = sweeper();
+    const { tp } = s;
+    s.gate.forbidden.add(ORDERS_HOST);
+    const deletedOn = tp.keyVault.deleteKey(ORDERS_HOST, 'cmk-ledger');
+    tp.clock.advance(2_000);
+    let signals = 0;
+    const signal = () =>
+      tp.runOne({
+        kind: 'keyDeleted',
+        source: 'eventGrid',
+        vaultName: ORDERS,
+        vaultHost: ORDERS_HOST,
+        keyName: 'cmk-ledger',
+        signalTime: deletedOn.toISOString(),
+        caller: { oid: MALLORY.oid, upn: MALLORY.upn },
+        eventId: `evt-locked-${++signals}`,
+        operationName: 'KeyDelete',
+      });
+    return { ...s, signal };
+  }
+
+  /** Each sink's operational alerts (delivered). */
+  function operational(tp: TestPipeline): Record<string, AlertMessage[]> {
+    return Object.fromEntries(tp.sinks.map((sink) => [sink.name, sink.ofKind('operational')]));
+  }
+
+  /** Exactly one operational alert per sink, the same alert everywhere; returns it. */
+  function expectOnePerSink(tp: TestPipeline): AlertMessage {
+    const bySink = operational(tp);
+    for (const name of Object.keys(bySink)) expect({ [name]: bySink[name]!.length }).toEqual({ [name]: 1 });
+    const [first, ...others] = Object.values(bySink).map((alerts) => alerts[0]!);
+    for (const other of others) expect(other).toEqual(first);
+    return first!;
+  }
+
+  it('the pipeline first: its alert is the one, and the sweep sends none', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+
+    const outcome = await s.signal();
+    tp.clock.advance(5_000);
+    await s.signal();
+    tp.clock.advance(30_000);
+    const report = await s.run();
+    tp.clock.advance(30_000);
+    await s.run();
+
+    expect(outcome).toMatchObject({ status: 'failed', vault: ORDERS });
+    expect(outcome.reason).toContain('Microsoft.KeyVault/vaults/keys/read');
+    expect(report.failures).toEqual([
+      expect.objectContaining({ target: ORDERS, step: 'list-deleted-keys', kind: 'forbidden' }),
+    ]);
+    const alert = expectOnePerSink(tp);
+    expect(alert.severity).toBe('critical');
+    expect(alert.title).toBe('kvguard cannot respond in vault contoso-orders');
+    expect(alert.text[0]).toContain('kvguard received KeyDelete for vault contoso-orders but could not act');
+    expect(alert.text.join(' ')).toContain('Microsoft.KeyVault/vaults/keys/read');
+    expect(alert.text.join(' ')).toContain('To do:');
+    expect(alert.id).toContain('contoso-orders');
+  });
+
+  it('the sweep first: its alert is the one, and the pipeline sends none', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+
+    await s.run();
+    tp.clock.advance(5_000);
+    const outcome = await s.signal();
+    tp.clock.advance(5_000);
+    await s.signal();
+
+    expect(outcome.status).toBe('failed');
+    const alert = expectOnePerSink(tp);
+    expect(alert.title).toBe('kvguard cannot read the deleted keys of vault contoso-orders');
+    expect(alert.text.join(' ')).toContain('This alert is sent once a day while the problem lasts.');
+  });
+
+  it('sends one more the next day, whichever path sees it then', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+    await s.signal();
+    await s.run();
+    const firstDay = expectOnePerSink(tp);
+
+    tp.clock.advance(24 * 3600_000);
+    await s.run();
+    tp.clock.advance(5_000);
+    await s.signal();
+
+    for (const [name, alerts] of Object.entries(operational(tp))) {
+      expect({ [name]: alerts.length }).toEqual({ [name]: 2 });
+      expect(alerts[0]).toEqual(firstDay);
+      expect(alerts[1]!.id).not.toBe(firstDay.id);
+      expect(alerts[1]!.title).toBe('kvguard cannot read the deleted keys of vault contoso-orders');
+    }
+  });
+
+  it('an alert a sink did not take is sent again by the other path, to that sink only, as the same alert', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+    tp.sink('teams').failNext(1);
+
+    await s.signal();
+    expect(tp.sink('teams').ofKind('operational')).toHaveLength(0);
+    expect(tp.sink('alerts-topic').ofKind('operational')).toHaveLength(1);
+    tp.clock.advance(30_000);
+    await s.run();
+    tp.clock.advance(30_000);
+    await s.run();
+    await s.signal();
+
+    const alert = expectOnePerSink(tp);
+    // The pipeline's alert, as it composed it, though the sweep delivered it to Teams.
+    expect(alert.title).toBe('kvguard cannot respond in vault contoso-orders');
+    expect(tp.sink('teams').attempts.filter((a) => a.kind === 'operational')).toHaveLength(2);
+    expect(tp.sink('alerts-topic').attempts.filter((a) => a.kind === 'operational')).toHaveLength(1);
+  });
+
+  it('the sweep first, its delivery failed: the pipeline sends it again', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+    tp.sink('alerts-topic').failNext(1);
+
+    await s.run();
+    expect(tp.sink('alerts-topic').ofKind('operational')).toHaveLength(0);
+    tp.clock.advance(5_000);
+    await s.signal();
+
+    const alert = expectOnePerSink(tp);
+    expect(alert.title).toBe('kvguard cannot read the deleted keys of vault contoso-orders');
+  });
+
+  it('concurrent signals of the vault send it once, while its first sender is still sending', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+    // Slow sinks: the others see the claim while its alert is on its way.
+    for (const sink of tp.sinks) sink.onSend = () => tp.clock.sleep(2_000);
+
+    const outcomes = await Promise.all([s.signal(), s.signal(), s.signal(), s.run()]);
+
+    expect(outcomes.slice(0, 3).map((o) => (o as { status: string }).status)).toEqual([
+      'failed',
+      'failed',
+      'failed',
+    ]);
+    expectOnePerSink(tp);
+    for (const sink of tp.sinks)
+      expect(sink.attempts.filter((a) => a.kind === 'operational')).toHaveLength(1);
+  });
+
+  it('takes over a claim whose sender died mid-way once its lease is over', async () => {
+    const s = lockedVault();
+    const { tp } = s;
+    // The first sender's send fails on Teams, and it dies before it can say so in the mark.
+    tp.sink('teams').failNext(1);
+    tp.marks.failNext('update');
+    await s.signal();
+    expect(tp.sink('teams').ofKind('operational')).toHaveLength(0);
+
+    // Still within its lease: left alone.
+    tp.clock.advance(60_000);
+    await s.signal();
+    expect(tp.sink('teams').ofKind('operational')).toHaveLength(0);
+
+    tp.clock.advance(SEND_LEASE_MS);
+    await s.signal();
+    const teams = tp.sink('teams').ofKind('operational');
+    expect(teams).toHaveLength(1);
+    // Who took what was lost with the sender: every sink gets it again, with the same id.
+    expect(tp.sink('alerts-topic').ids()).toEqual([teams[0]!.id, teams[0]!.id]);
   });
 });
 
