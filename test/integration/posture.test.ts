@@ -7,7 +7,6 @@
  * subscription (429 + Retry-After) still converges; a subscription the identity may only read is
  * reported and the others converge; Defender alerts on vaults are forwarded once.
  */
-import { createLogger } from '../../lib/logging';
 import { loadConfig } from '../../lib/config';
 import type { AlertMessage, AlertSink } from '../../lib/ports';
 import { runPostureReconciliation } from '../../lib/posture/run';
@@ -24,6 +23,7 @@ import {
 import { KVGUARD_ACTIONS, startKvguardEnv, type KvguardEnv } from '../emulator/kvguard-env';
 import { seedJitPolicy, seedSecurityAlert } from '../emulator/security';
 import type { RequestLogEntry } from '../emulator/types';
+import { captureLogs } from '../support/logs';
 
 /** What kvguard's identity needs for the posture, per subscription (README "Posture"). */
 const POSTURE_ACTIONS = [
@@ -47,18 +47,7 @@ const POSTURE_ACTIONS = [
 ];
 
 let env: KvguardEnv;
-const logLines: string[] = [];
-const target = {
-  trace: (m: string) => logLines.push(m),
-  debug: (m: string) => logLines.push(m),
-  info: (m: string) => logLines.push(m),
-  warn: (m: string) => logLines.push(m),
-  error: (m: string) => logLines.push(m),
-};
-const inv = () => ({
-  invocationId: `posture-${Math.random().toString(16).slice(2)}`,
-  log: createLogger('debug', target),
-});
+const { target, inv } = captureLogs('posture');
 const JIT_TAG = 'kvguard-jit';
 let counter = 0;
 

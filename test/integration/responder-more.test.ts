@@ -19,16 +19,15 @@ import {
   handleMonitorAlert,
   handleReplay,
   respondToEvent,
-  type Invocation,
   type ItemResult,
 } from '../../lib/entrypoints';
-import { createLogger } from '../../lib/logging';
 import { RetryableError, type TriggerOutcome } from '../../lib/pipeline';
 import { createRuntime, systemClock, type Runtime } from '../../lib/runtime';
 import { ensureCertificateAuthority } from '../emulator/ca';
 import { SUBSCRIPTION_SYSTEM_TOPIC } from '../emulator/eventgrid';
 import { startKvguardEnv, type KvguardEnv } from '../emulator/kvguard-env';
 import type { AuditRecord, Principal } from '../emulator/types';
+import { captureLogs } from '../support/logs';
 
 interface Hook {
   id: string;
@@ -41,7 +40,6 @@ let rt: Runtime;
 let attacker: Principal;
 let webhook: Server;
 const hooks: Hook[] = [];
-const logLines: string[] = [];
 const auditBatches: AuditRecord[][] = [];
 /** Signal ids already delivered to the responder (each test delivers only what is new). */
 const delivered = new Set<string>();
@@ -50,18 +48,7 @@ const ATTACKER_IP = '203.0.113.77';
 const ATTACKER_SECRET = 'attacker-secret';
 const RG = 'rg-app';
 
-const target = {
-  trace: (m: string) => logLines.push(m),
-  debug: (m: string) => logLines.push(m),
-  info: (m: string) => logLines.push(m),
-  warn: (m: string) => logLines.push(m),
-  error: (m: string) => logLines.push(m),
-};
-const inv = (retry?: Invocation['retry']): Invocation => ({
-  invocationId: `inv-${Math.random().toString(16).slice(2)}`,
-  log: createLogger('debug', target),
-  ...(retry ? { retry } : {}),
-});
+const { lines: logLines, target, inv } = captureLogs('inv');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {

@@ -10,31 +10,20 @@ import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
 import { forwardAuditRecords, handleMonitorAlert, handleReplay, respondToEvent } from '../../lib/entrypoints';
 import type { AlertContent } from '../../lib/core/model';
-import { createLogger } from '../../lib/logging';
 import { createRuntime, type Runtime } from '../../lib/runtime';
 import { ensureCertificateAuthority } from '../emulator/ca';
 import { startKvguardEnv, type KvguardEnv } from '../emulator/kvguard-env';
 import type { AuditRecord, Principal } from '../emulator/types';
+import { captureLogs } from '../support/logs';
 
 let env: KvguardEnv;
 let rt: Runtime;
 let attacker: Principal;
 let webhook: Server;
 const webhookHits: Array<{ id: string; body: Record<string, unknown> }> = [];
-const logLines: string[] = [];
 const auditBatches: AuditRecord[][] = [];
 
-const target = {
-  trace: (m: string) => logLines.push(m),
-  debug: (m: string) => logLines.push(m),
-  info: (m: string) => logLines.push(m),
-  warn: (m: string) => logLines.push(m),
-  error: (m: string) => logLines.push(m),
-};
-const inv = () => ({
-  invocationId: `inv-${Math.random().toString(16).slice(2)}`,
-  log: createLogger('debug', target),
-});
+const { target, inv } = captureLogs('inv');
 
 beforeAll(async () => {
   const leaf = ensureCertificateAuthority().leafFor(['127.0.0.1']);

@@ -7,7 +7,6 @@
  */
 import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
-import { createLogger } from '../../lib/logging';
 import { runPostureReconciliation } from '../../lib/posture/run';
 import { createRuntime, type Runtime } from '../../lib/runtime';
 import { sweepDeletedKeys } from '../../lib/sweep';
@@ -18,6 +17,7 @@ import {
   type KvguardEnv,
 } from '../emulator/kvguard-env';
 import type { Principal, RequestLogEntry } from '../emulator/types';
+import { captureLogs } from '../support/logs';
 
 const SUB_B = '5d0c9b1a-2e3f-4a5b-8c7d-6e5f4a3b2c1d';
 /** A subscription kvguard's identity holds no role in. */
@@ -27,18 +27,7 @@ let env: KvguardEnv;
 let rt: Runtime;
 let attacker: Principal;
 let subA: string;
-const logLines: string[] = [];
-const target = {
-  trace: (m: string) => logLines.push(m),
-  debug: (m: string) => logLines.push(m),
-  info: (m: string) => logLines.push(m),
-  warn: (m: string) => logLines.push(m),
-  error: (m: string) => logLines.push(m),
-};
-const inv = () => ({
-  invocationId: `discovery-${Math.random().toString(16).slice(2)}`,
-  log: createLogger('debug', target),
-});
+const { lines: logLines, target, inv } = captureLogs('discovery');
 
 beforeAll(async () => {
   env = await startKvguardEnv({

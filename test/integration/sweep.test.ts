@@ -8,27 +8,16 @@
 import { ClientSecretCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
 import type { AlertContent } from '../../lib/core/model';
-import { createLogger } from '../../lib/logging';
 import { createRuntime, type Runtime } from '../../lib/runtime';
 import { sweepDeletedKeys } from '../../lib/sweep';
 import { startKvguardEnv, type KvguardEnv } from '../emulator/kvguard-env';
 import type { Principal, RequestLogEntry } from '../emulator/types';
+import { captureLogs } from '../support/logs';
 
 let env: KvguardEnv;
 let rt: Runtime;
 let attacker: Principal;
-const logLines: string[] = [];
-const target = {
-  trace: (m: string) => logLines.push(m),
-  debug: (m: string) => logLines.push(m),
-  info: (m: string) => logLines.push(m),
-  warn: (m: string) => logLines.push(m),
-  error: (m: string) => logLines.push(m),
-};
-const inv = () => ({
-  invocationId: `sweep-${Math.random().toString(16).slice(2)}`,
-  log: createLogger('debug', target),
-});
+const { target, inv } = captureLogs('sweep');
 const HOUR = 3600_000;
 
 beforeAll(async () => {
