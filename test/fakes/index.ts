@@ -17,6 +17,7 @@ export {
   PAYMENTS,
   PAYMENTS_HOST,
   SUBSCRIPTION,
+  parsedLogs,
   testPipeline,
   type LogLine,
   type TestPipeline,

@@ -32,9 +32,25 @@ export const PAYMENTS_HOST = 'contoso-payments.vault.azure.net';
 export const ORDERS = 'contoso-orders';
 export const ORDERS_HOST = 'contoso-orders.vault.azure.net';
 
+/** One structured log line kvguard wrote, parsed: its level and its fields. */
 export interface LogLine {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   entry: Record<string, unknown>;
+}
+
+/** A debug-level logger whose lines are kept, parsed, in `logs`. */
+export function parsedLogs(): { logs: LogLine[]; log: ReturnType<typeof createLogger> } {
+  const logs: LogLine[] = [];
+  const push = (level: LogLine['level']) => (line: string) =>
+    logs.push({ level, entry: JSON.parse(line) as Record<string, unknown> });
+  const log = createLogger('debug', {
+    trace: push('trace'),
+    debug: push('debug'),
+    info: push('info'),
+    warn: push('warn'),
+    error: push('error'),
+  });
+  return { logs, log };
 }
 
 export interface TestPipelineOptions {
@@ -108,16 +124,7 @@ export function testPipeline(options: TestPipelineOptions = {}): TestPipeline {
   const sinks = (options.sinks ?? ['teams', 'alerts-topic']).map((name) => new RecordingSink(name));
   const auditLog = new FakeAuditLog();
   const directory = new FakeDirectory();
-  const logs: LogLine[] = [];
-  const push = (level: LogLine['level']) => (line: string) =>
-    logs.push({ level, entry: JSON.parse(line) as Record<string, unknown> });
-  const log = createLogger('debug', {
-    trace: push('trace'),
-    debug: push('debug'),
-    info: push('info'),
-    warn: push('warn'),
-    error: push('error'),
-  });
+  const { logs, log } = parsedLogs();
 
   for (const spec of options.vaults ?? DEFAULT_VAULTS) {
     const facts = vaults.addVault(spec);

@@ -6,7 +6,6 @@
  */
 import { ConfigError, DEFAULT_SWEEP_SCHEDULE, loadConfig } from '../../lib/config';
 import { Inventory, type InventorySnapshot } from '../../lib/inventory';
-import { createLogger } from '../../lib/logging';
 import { Pipeline } from '../../lib/pipeline';
 import { sweepDeletedKeys } from '../../lib/sweep';
 import {
@@ -14,6 +13,7 @@ import {
   FakeClock,
   FakeVaultManagement,
   MemoryLedger,
+  parsedLogs,
   PAYMENTS_HOST,
   SUBSCRIPTION,
   testPipeline,
@@ -50,25 +50,11 @@ describe('KVGUARD_SUBSCRIPTIONS', () => {
   });
 });
 
-interface LogLine {
-  level: string;
-  entry: Record<string, unknown>;
-}
-
 function estate(configured: string[] = []) {
   const clock = new FakeClock('2026-03-14T09:27:20.000Z');
   const vaults = new FakeVaultManagement({ clock });
   const store = new MemoryLedger<InventorySnapshot>({ clock });
-  const logs: LogLine[] = [];
-  const push = (level: string) => (line: string) =>
-    logs.push({ level, entry: JSON.parse(line) as Record<string, unknown> });
-  const log = createLogger('debug', {
-    trace: push('trace'),
-    debug: push('debug'),
-    info: push('info'),
-    warn: push('warn'),
-    error: push('error'),
-  });
+  const { logs, log } = parsedLogs();
   vaults.addVault({ name: 'kv-a-payments' });
   vaults.addVault({ name: 'kv-b-orders', subscriptionId: SUB_B, resourceGroup: 'rg-orders' });
   vaults.addVault({ name: 'kv-b-gone', subscriptionId: SUB_B, resourceGroup: 'rg-orders' });
