@@ -276,28 +276,90 @@ export async function forwardAuditRecords(
       .digest('hex')
       .slice(0, 24);
     const now = rt.clock.now();
-    const name = `forwarder/${now.toISOString().slice(0, 10)}/${batchId}.json`;
-    // `records` makes the file itself a body POST /api/replay accepts (`{records: [...]}`, the other
-    // fields are ignored), as the alert tells the operator to do; `events` alone is not an input shape
-    // replay reads, so a file of only the events could not be replayed as it is.
-    await rt.poison.write(name, {
-      reason: safe.message,
-      failedAt: now.toISOString(),
-      records: sources,
-      events,
+    const day = now.toISOString().slice(0, 10);
+    // Each file is a body POST /api/replay accepts as it is (`{records: [...]}`; the other fields are
+    // ignored): within its body limit and its inputs per request, so a large batch (a mass deletion is
+    // when an outage hurts most) is kept in several files, each replayable on its own. `events` alone
+    // is not an input shape replay reads, so the records themselves are kept.
+    const parts = splitForReplay(sources, events, {
+      maxInputs: rt.config.replay.maxInputs,
+      maxBytes: MAX_BODY_BYTES - POISON_ENVELOPE_BYTES,
     });
+    const names = parts.map((_, i) =>
+      parts.length === 1
+        ? `forwarder/${day}/${batchId}.json`
+        : `forwarder/${day}/${batchId}-${i + 1}of${parts.length}.json`,
+    );
+    for (const [i, part] of parts.entries()) {
+      await rt.poison.write(names[i]!, {
+        reason: safe.message,
+        failedAt: now.toISOString(),
+        ...(parts.length > 1 ? { part: `${i + 1}/${parts.length}` } : {}),
+        records: part.records,
+        events: part.events,
+      });
+    }
+    const listed =
+      names.length <= 5
+        ? names
+        : [
+            ...names.slice(0, 3),
+            `… and ${names.length - 3} more: forwarder/${day}/${batchId}-*of${names.length}.json`,
+          ];
     await raiseOperationalAlert(rt, inv, {
       id: `ops_forwarder_${batchId}/primary`,
       title: `kvguard could not publish ${events.length} key-deletion signal(s); they were kept in the poison container`,
       text: [
         `The audit-log forwarder could not publish to the signals topic after its last retry: ${safe.message}`,
-        `The records are in the poison container as ${name}.`,
-        'To do: fix the topic or the identity, then replay the file with POST /api/replay.',
+        names.length === 1
+          ? `The records are in the poison container as ${names[0]}.`
+          : `The records are in the poison container in ${names.length} files: ${listed.join(', ')}.`,
+        names.length === 1
+          ? 'To do: fix the topic or the identity, then replay the file with POST /api/replay.'
+          : 'To do: fix the topic or the identity, then replay each file with POST /api/replay.',
       ],
-      data: { poisonBlob: name, events: events.length },
+      data: { poisonBlobs: names, events: events.length },
     });
     return { published: 0, ignored, rejected, poisoned: events.length };
   }
+}
+
+/** Room left in a poison file's body for what surrounds the records and events (reason, dates). */
+const POISON_ENVELOPE_BYTES = 8 * 1024;
+
+/**
+ * Splits the records that could not be published (and the events made of them, in the same order)
+ * into parts that replay accepts one request each: at most `maxInputs` records, and records plus
+ * events within `maxBytes` of JSON. A record too large for any part alone still gets a part of its
+ * own: it is kept, though replay will refuse it as a body.
+ */
+export function splitForReplay<R, E>(
+  records: R[],
+  events: E[],
+  limits: { maxInputs: number; maxBytes: number },
+): Array<{ records: R[]; events: E[] }> {
+  const parts: Array<{ records: R[]; events: E[] }> = [];
+  let current: { records: R[]; events: E[] } = { records: [], events: [] };
+  let bytes = 0;
+  records.forEach((record, i) => {
+    const size =
+      Buffer.byteLength(JSON.stringify(record) ?? '') +
+      Buffer.byteLength(JSON.stringify(events[i]) ?? '') +
+      2;
+    if (
+      current.records.length > 0 &&
+      (current.records.length >= limits.maxInputs || bytes + size > limits.maxBytes)
+    ) {
+      parts.push(current);
+      current = { records: [], events: [] };
+      bytes = 0;
+    }
+    current.records.push(record);
+    if (i < events.length) current.events.push(events[i]!);
+    bytes += size;
+  });
+  if (current.records.length > 0 || parts.length === 0) parts.push(current);
+  return parts;
 }
 
 function safeJson(text: string): unknown {

@@ -300,6 +300,56 @@ describe('the forwarder during a publish outage', () => {
     expect(JSON.stringify(answer.body)).toContain('"status":"acted"');
     expect(env.h.emulator.core.vaults.get('kv-outage')!.keys.has('k1')).toBe(true);
   });
+
+  it('keeps a batch larger than one replay request in several files, each replayable as it is', async () => {
+    // Replay takes 2 inputs per request here, so 5 deletions make 3 files.
+    const small = createRuntime(
+      { ...env.config, replay: { ...env.config.replay, maxInputs: 2 } },
+      { processLog: target },
+    );
+    seedVault('kv-outage-big');
+    const keys = ['b1', 'b2', 'b3', 'b4', 'b5'];
+    for (const key of keys) await createAndDelete('kv-outage-big', key);
+    await small.inventory.refresh();
+    const messages = (await takeAuditBatches()).map((records) => ({ records }));
+    const credential = new ManagedIdentityCredential({ clientId: env.identity.appId! });
+    const container = new BlobServiceClient(env.azurite.blobEndpoint, credential).getContainerClient(
+      env.config.storage.poisonContainer,
+    );
+    const names = async () => {
+      const found: string[] = [];
+      for await (const b of container.listBlobsFlat({ prefix: 'forwarder/' })) found.push(b.name);
+      return found;
+    };
+    const before = await names();
+    const hooksBefore = hooks.length;
+
+    env.h.emulator.faults.add({ kind: 'error', status: 503, host: '.eventgrid.azure.net' });
+    const result = await forwardAuditRecords(small, messages, inv({ retryCount: 5, maxRetryCount: 5 }));
+    env.h.emulator.faults.clear();
+    expect(result).toMatchObject({ published: 0, poisoned: 5 });
+
+    const added = (await names()).filter((n) => !before.includes(n)).sort();
+    expect(added).toHaveLength(3);
+    expect(added.map((n) => n.replace(/^.*-(\d)of(\d)\.json$/, '$1/$2'))).toEqual(['1/3', '2/3', '3/3']);
+    const ops = hooks.slice(hooksBefore).filter((h) => h.body.kind === 'operational');
+    expect(ops).toHaveLength(1);
+    for (const name of added) expect(ops[0]!.body.text.join('\n')).toContain(name);
+
+    // Every file, replayed as it is, is accepted; together they bring every key back.
+    let kept = 0;
+    for (const name of added) {
+      const text = (await container.getBlobClient(name).downloadToBuffer()).toString('utf8');
+      const file = JSON.parse(text) as { records: AuditRecord[]; events: unknown[] };
+      expect(file.records.length).toBeLessThanOrEqual(2);
+      expect(file.events).toHaveLength(file.records.length);
+      kept += file.records.length;
+      const answer = await handleReplay(small, { text, dryRun: false }, inv());
+      expect(answer.status).toBe(200);
+    }
+    expect(kept).toBe(5);
+    for (const key of keys) expect(env.h.emulator.core.vaults.get('kv-outage-big')!.keys.has(key)).toBe(true);
+  });
 });
 
 describe('vault-level events from ARM', () => {
