@@ -609,6 +609,67 @@ export class Pipeline {
     vault: InventoryVault,
     ctx: Ctx,
   ): Promise<TriggerOutcome> {
+    if (ctx.dryRun) return this.accessPolicyChangeGated(trigger, vault, ctx);
+    // The change's two events can arrive at the same instant on two instances: each would find no
+    // incident and open its own. Finding-or-opening is one delivery at a time per vault (a lease row);
+    // a delivery that finds it held is redelivered by Event Grid, and then finds the incident.
+    const gate = await this.openAccessPolicyGate(trigger, ctx);
+    try {
+      return await this.accessPolicyChangeGated(trigger, vault, ctx);
+    } finally {
+      await this.closeAccessPolicyGate(gate, ctx);
+    }
+  }
+
+  private async openAccessPolicyGate(
+    trigger: Extract<VaultTrigger, { kind: 'accessPolicyChanged' }>,
+    ctx: Ctx,
+  ): Promise<LedgerEntry<IncidentRecord>> {
+    const now = this.deps.clock.now();
+    const id = `policy-gate_${trigger.vaultName}`;
+    const claim = await this.deps.ledger.claim(trigger.vaultName, id, {
+      version: 1,
+      key: { kind: 'access-policy', partitionKey: trigger.vaultName, id },
+      vaultName: trigger.vaultName,
+      state: 'closed',
+      trigger,
+      alerts: {},
+      observeMode: this.deps.policy.mode === 'observe',
+      signals: 0,
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+      lease: this.lease(ctx),
+    });
+    if (claim.claimed) return claim.entry;
+    const lease = claim.entry.value.lease;
+    if (lease === undefined || lease.owner === ctx.invocationId || new Date(lease.until) <= now) {
+      const taken = await this.deps.ledger.update(claim.entry, {
+        ...claim.entry.value,
+        trigger,
+        updatedAt: now.toISOString(),
+        lease: this.lease(ctx),
+      });
+      if (taken.ok) return taken.entry;
+    }
+    throw new RetryableError(
+      `another delivery is handling an access-policy change of vault ${trigger.vaultName}: this one comes again`,
+    );
+  }
+
+  private async closeAccessPolicyGate(gate: LedgerEntry<IncidentRecord>, ctx: Ctx): Promise<void> {
+    try {
+      await this.deps.ledger.update(gate, { ...gate.value, lease: undefined });
+    } catch (error) {
+      // Not fatal: the lease expires on its own.
+      ctx.log.warn({ err: toSafeError(error).message }, 'access-policy gate not released');
+    }
+  }
+
+  private async accessPolicyChangeGated(
+    trigger: Extract<VaultTrigger, { kind: 'accessPolicyChanged' }>,
+    vault: InventoryVault,
+    ctx: Ctx,
+  ): Promise<TriggerOutcome> {
     const origin = accessPolicyOrigin(trigger);
     const entries = await this.deps.ledger.list(
       trigger.vaultName,

@@ -1463,6 +1463,29 @@ describe('an access-policy change: one incident for its two events', () => {
     expectEverySinkReceived(tp, [`${first.incidentId}/primary`]);
   });
 
+  it('both events at the same instant, on two instances: still one incident, one primary, one follow-up', async () => {
+    const tp = testPipeline({ latencyMs: 5 });
+    const events = [kvEvent, armWrite];
+    const settled = await Promise.allSettled(events.map((e) => tp.runOne(e())));
+    // A delivery told to come again (RetryableError) is redelivered by Event Grid a while later.
+    for (const [i, r] of settled.entries()) {
+      if (r.status === 'fulfilled') continue;
+      expect(r.reason).toBeInstanceOf(RetryableError);
+      tp.clock.advance(10_000);
+      await tp.runOne(events[i]!());
+    }
+    expect(primaries(tp)).toHaveLength(1);
+    const incident = primaries(tp)[0]!.incidentId;
+    // Whichever came first, the caller ARM names reaches the sinks once: in the primary or in one follow-up.
+    const sent = [...primaries(tp), ...attributions(tp)];
+    expect(sent.filter((a) => JSON.stringify(a.data).includes(EVE.oid))).toHaveLength(1);
+    expectEverySinkReceived(
+      tp,
+      attributions(tp).length ? [`${incident}/primary`, `${incident}/attribution`] : [`${incident}/primary`],
+    );
+    for (const e of events) expect((await tp.runOne(e())).status).toBe('duplicate');
+  });
+
   it('two changes a few seconds apart stay two incidents, each with its own caller', async () => {
     const tp = testPipeline();
     const a = await tp.runOne(kvEvent('2026-03-14T09:27:10Z'));
