@@ -26,7 +26,7 @@ import { loadConfig, type Config } from './config';
 import { Inventory, type InventorySnapshot } from './inventory';
 import { createLogger, type LogTarget } from './logging';
 import type { OperationalMark } from './operational';
-import { Pipeline, type IncidentRecord } from './pipeline';
+import { Pipeline, type IncidentRecord, type PipelineDeps } from './pipeline';
 import type {
   AlertSink,
   AuditLogQuery,
@@ -47,6 +47,8 @@ export interface Runtime {
   config: Config;
   clock: Clock;
   pipeline: Pipeline;
+  /** A pipeline over this runtime's adapters with some of them replaced (tests, the benchmark). */
+  pipelineWith(replace: Partial<PipelineDeps>): Pipeline;
   inventory: Inventory;
   publisher: SignalPublisher;
   poison: PoisonStore;
@@ -90,6 +92,9 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   const processLog = createLogger(config.logLevel, overrides.processLog ?? stderrTarget, {
     component: 'kvguard',
   });
+  /** A ledger over the one table (incidents, marks, inventory, forwarded alerts: partitions of it). */
+  const table = <T>() =>
+    TableLedger.create<T>(config.storage.tableEndpoint, config.storage.ledgerTable, credential, retry);
   const vaults = new VaultManagementAdapter(credential, config.tenantId, retry);
   const keyVault = new KeyVaultDataAdapter({
     credential,
@@ -99,12 +104,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   });
   const inventory = new Inventory({
     vaults,
-    store: TableLedger.create<InventorySnapshot>(
-      config.storage.tableEndpoint,
-      config.storage.ledgerTable,
-      credential,
-      retry,
-    ),
+    store: table<InventorySnapshot>(),
     clock,
     // Empty: the inventory discovers the subscriptions the identity can see at each refresh; the
     // sweep and the posture run take theirs from `inventory.subscriptions()`, never from config.
@@ -126,19 +126,9 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
   const directory = config.graphEnabled
     ? new GraphDirectory({ credential, retryBaseDelayMs: retry })
     : undefined;
-  const ledger = TableLedger.create<IncidentRecord>(
-    config.storage.tableEndpoint,
-    config.storage.ledgerTable,
-    credential,
-    retry,
-  );
-  const marks = TableLedger.create<OperationalMark>(
-    config.storage.tableEndpoint,
-    config.storage.ledgerTable,
-    credential,
-    retry,
-  );
-  const pipeline = new Pipeline({
+  const ledger = table<IncidentRecord>();
+  const marks = table<OperationalMark>();
+  const pipelineDeps: PipelineDeps = {
     clock,
     keyVault,
     vaults,
@@ -155,11 +145,13 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     },
     excludedVaults: config.excludedVaults,
     budgetMs: config.invocationBudgetMs,
-  });
+  };
+  const pipeline = new Pipeline(pipelineDeps);
   return {
     config,
     clock,
     pipeline,
+    pipelineWith: (replace) => new Pipeline({ ...pipelineDeps, ...replace }),
     inventory,
     publisher: new EventGridSignalPublisher({
       endpoint: config.topics.signals,
@@ -182,12 +174,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     postureArm: lazyPort<PostureArm>(() =>
       import('./adapters/posture').then((m) => new m.PostureArmAdapter(credential, retry)),
     ),
-    postureLedger: TableLedger.create<ForwardedAlert>(
-      config.storage.tableEndpoint,
-      config.storage.ledgerTable,
-      credential,
-      retry,
-    ),
+    postureLedger: table<ForwardedAlert>(),
     logger: (target, bindings) => createLogger(config.logLevel, target, bindings),
   };
 }

@@ -39,13 +39,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClientSecretCredential, ManagedIdentityCredential } from '@azure/identity';
 import { KeyClient } from '@azure/keyvault-keys';
-import { GraphDirectory } from '../../lib/adapters/graph';
 import { loadConfig } from '../../lib/config';
 import { normalise, toSignalCloudEvents } from '../../lib/core/normalise';
 import { isRejection } from '../../lib/core/normalise';
 import { forwardAuditRecords, respondToEvent, type Invocation } from '../../lib/entrypoints';
 import { createLogger, type LogTarget } from '../../lib/logging';
-import { Pipeline } from '../../lib/pipeline';
 import type { KeyVaultData, RecoverOutcome } from '../../lib/ports';
 import { createRuntime, type Runtime } from '../../lib/runtime';
 import { recoveryChart } from './chart';
@@ -581,28 +579,8 @@ async function recovery(env: BenchEnv, rt: Runtime): Promise<Recovery> {
   const kvguard = await timeRecoveries(env, rt, signals);
 
   log(`recovery: ${RECOVERY.sdkDefaultSamples} deletions with the SDK's default poll interval`);
-  const config = rt.config;
-  const sdkPipeline = new Pipeline({
-    clock: rt.clock,
-    keyVault: sdkDefaultKeyVault(rt, env.ready),
-    vaults: rt.vaults,
-    ledger: rt.ledger,
-    marks: rt.marks,
-    inventory: rt.inventory,
-    sinks: rt.sinks,
-    auditLog: rt.auditLog,
-    directory: new GraphDirectory({
-      credential: new ManagedIdentityCredential({ clientId: env.ready.settings.AZURE_CLIENT_ID! }),
-      retryBaseDelayMs: config.retryBaseDelayMs,
-    }),
-    policy: {
-      mode: config.mode,
-      allowList: { objectIds: config.allowedPrincipals, appIds: config.allowedPrincipals },
-      vaultDeletion: 'recover',
-    },
-    excludedVaults: config.excludedVaults,
-    budgetMs: config.invocationBudgetMs,
-  });
+  // The same pipeline as kvguard's, recovering through the SDK's poller at its default interval.
+  const sdkPipeline = rt.pipelineWith({ keyVault: sdkDefaultKeyVault(rt, env.ready) });
   const sdkRt: Runtime = { ...rt, pipeline: sdkPipeline };
   await timeRecoveries(env, sdkRt, sdk.slice(0, 1));
   const sdkDefault = await timeRecoveries(env, sdkRt, sdk.slice(1, 1 + RECOVERY.sdkDefaultSamples));

@@ -6,11 +6,9 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createCredential } from '../../lib/adapters/azure';
-import { GraphDirectory } from '../../lib/adapters/graph';
 import { respondToEvent } from '../../lib/entrypoints';
 import { createLogger, type LogTarget } from '../../lib/logging';
-import { Pipeline, type PipelineDeps } from '../../lib/pipeline';
+import type { PipelineDeps } from '../../lib/pipeline';
 import type { Clock } from '../../lib/ports';
 import type { Runtime } from '../../lib/runtime';
 import { ensureCertificateAuthority } from '../emulator/ca';
@@ -97,32 +95,7 @@ export async function deliverUntilDone(
 
 /** A runtime whose pipeline uses the runtime's own adapters, with some of them replaced (wrapped). */
 export function withPipeline(rt: Runtime, replace: Partial<PipelineDeps>): Runtime {
-  const config = rt.config;
-  const pipeline = new Pipeline({
-    clock: rt.clock,
-    keyVault: rt.keyVault,
-    vaults: rt.vaults,
-    ledger: rt.ledger,
-    marks: rt.marks,
-    inventory: rt.inventory,
-    sinks: rt.sinks,
-    auditLog: rt.auditLog,
-    directory: config.graphEnabled
-      ? new GraphDirectory({
-          credential: createCredential(config.managedIdentityClientId),
-          retryBaseDelayMs: config.retryBaseDelayMs,
-        })
-      : undefined,
-    policy: {
-      mode: config.mode,
-      allowList: { objectIds: config.allowedPrincipals, appIds: config.allowedPrincipals },
-      vaultDeletion: 'recover',
-    },
-    excludedVaults: config.excludedVaults,
-    budgetMs: config.invocationBudgetMs,
-    ...replace,
-  });
-  return { ...rt, pipeline };
+  return { ...rt, pipeline: rt.pipelineWith(replace) };
 }
 
 /** A signed-webhook receiver on loopback (HTTPS with the emulator's CA): what it was sent. */
