@@ -661,8 +661,11 @@ const computeRoute: ArmRoute = (call) => {
     const scope = resourceGroup
       ? `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}`
       : `/subscriptions/${subscriptionId}`;
-    // ARM filters a collection read by what the caller may read (arm.ts does the same for vaults).
-    const visible = vms.filter((v) => call.core.isAuthorized(call.claims.oid, vmId(v), COMPUTE.read));
+    // ARM filters a collection read by what the caller may read (arm.ts does the same for vaults); a
+    // grant at the collection's scope covers every item in it.
+    const visible = call.core.isAuthorized(call.claims.oid, scope, COMPUTE.read)
+      ? vms
+      : vms.filter((v) => call.core.isAuthorized(call.claims.oid, vmId(v), COMPUTE.read));
     if (visible.length === 0) authorize(call, scope, COMPUTE.read);
     return okResponse(
       call,

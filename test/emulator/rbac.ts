@@ -111,18 +111,32 @@ export const BUILT_IN_ROLES: Record<string, RoleDefinition> = {
   'EventGrid Data Sender': { actions: [], dataActions: ['Microsoft.EventGrid/events/send/action'] },
 };
 
+/** Each action pattern's expression, compiled once: every ARM request (and every item of a list) asks. */
+const compiledPatterns = new Map<string, RegExp>();
+
 function patternMatches(pattern: string, action: string): boolean {
-  const source = pattern
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${source}$`, 'i').test(action);
+  let re = compiledPatterns.get(pattern);
+  if (!re) {
+    const source = pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+      .join('.*');
+    re = new RegExp(`^${source}$`, 'i');
+    compiledPatterns.set(pattern, re);
+  }
+  return re.test(action);
+}
+
+function trimTrailingSlashes(s: string): string {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 0x2f) end--;
+  return end === s.length ? s : s.slice(0, end);
 }
 
 /** Whether `scope` is `parent` or lies below it (ARM ids compare case-insensitively, by segment). */
 export function scopeContains(parent: string, scope: string): boolean {
-  const p = parent.replace(/\/+$/, '').toLowerCase();
-  const s = scope.replace(/\/+$/, '').toLowerCase();
+  const p = trimTrailingSlashes(parent).toLowerCase();
+  const s = trimTrailingSlashes(scope).toLowerCase();
   return p === '' || p === '/' || s === p || s.startsWith(`${p}/`);
 }
 
@@ -141,8 +155,9 @@ export function isAuthorized(
   action: string,
 ): boolean {
   const data = isDataAction(action);
+  const principal = principalId.toLowerCase();
   for (const a of assignments) {
-    if (a.principalId.toLowerCase() !== principalId.toLowerCase()) continue;
+    if (a.principalId.toLowerCase() !== principal) continue;
     if (!scopeContains(a.scope, scope)) continue;
     const role: RoleDefinition | undefined = a.roleName
       ? BUILT_IN_ROLES[a.roleName]
