@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { runInThisContext } from 'node:vm';
 import { DEFAULT_SWEEP_SCHEDULE, eventHubConnectionName } from '../../lib/config';
 import { loadFunctionsApp, type FunctionInfo, type LoadedApp } from '../emulator/functions-host';
@@ -112,6 +113,37 @@ describe('the deployable package in dist/', () => {
       );
       expect({ file, foreign: [...new Set(foreign)] }).toEqual({ file, foreign: [] });
     }
+  });
+
+  it("loads jsonwebtoken (MSAL's client assertions only) on its first call, from a file of its own that signs and verifies", () => {
+    const index = readFileSync(join(DIST, 'index.js'), 'utf8');
+    expect(index).toContain('require("./jsonwebtoken.js")');
+    // None of jsonwebtoken's own code is in the bundle evaluated at start-up.
+    expect(index).not.toContain('JsonWebTokenError');
+    expect(readFileSync(join(DIST, 'jsonwebtoken.js'), 'utf8')).toContain('JsonWebTokenError');
+    // The stand-in forwards sign, verify and decode: every member MSAL calls.
+    const msal = join(ROOT, 'node_modules', '@azure', 'msal-node', 'dist');
+    const used = new Set<string>();
+    for (const file of readdirSync(msal, { recursive: true, encoding: 'utf8' }).filter((f) =>
+      f.endsWith('.mjs'),
+    )) {
+      const code = readFileSync(join(msal, file), 'utf8');
+      if (!/from ['"]jsonwebtoken['"]/.test(code)) continue;
+      for (const m of code.matchAll(/\bjwt\.(\w+)/g)) used.add(m[1]!);
+    }
+    expect(used.size).toBeGreaterThan(0);
+    expect([...used].filter((m) => !['sign', 'verify', 'decode'].includes(m))).toEqual([]);
+    const jwt = createRequire(__filename)(join(DIST, 'jsonwebtoken.js')) as {
+      sign(payload: object, secret: string, options: object): string;
+      verify(token: string, secret: string): Record<string, unknown>;
+      decode(token: string): Record<string, unknown> | null;
+    };
+    const token = jwt.sign({ aud: 'api://kvguard' }, 'a-test-secret-that-is-long-enough', {
+      algorithm: 'HS256',
+    });
+    expect(jwt.verify(token, 'a-test-secret-that-is-long-enough')).toMatchObject({ aud: 'api://kvguard' });
+    expect(jwt.decode(token)).toMatchObject({ aud: 'api://kvguard' });
+    expect(() => jwt.verify(token, 'another-secret-of-the-same-length!')).toThrow(/invalid signature/);
   });
 
   it('registers every function functions/*.ts declares, nothing else, and the host would index it without warnings', () => {
