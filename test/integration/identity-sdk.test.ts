@@ -6,6 +6,7 @@
  */
 import { ClientSecretCredential, DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import { decode } from 'jsonwebtoken';
+import { createCredential } from '../../lib/adapters/azure';
 import { startHarness, type Harness } from '../emulator/testing/harness';
 
 let h: Harness;
@@ -138,5 +139,46 @@ describe('the proxy', () => {
     expect(h.emulator.requests).toContainEqual(
       expect.objectContaining({ method: 'CONNECT', host: 'evil.test', outcome: 'refused' }),
     );
+  });
+});
+
+describe("kvguard's credential (lib/adapters/azure.ts createCredential)", () => {
+  const tokenRequests = () => h.emulator.requests.filter((r) => r.path.startsWith('/msi/token')).length;
+
+  it('asks the identity endpoint once for many concurrent callers, and again only for another audience', async () => {
+    const mi = h.emulator.addPrincipal({
+      kind: 'managedIdentity',
+      displayName: 'id-kvguard',
+      assignment: 'user',
+    });
+    const credential = createCredential(mi.appId);
+    const before = tokenRequests();
+    const tokens = await Promise.all(
+      Array.from({ length: 16 }, () => credential.getToken('https://management.azure.com/.default')),
+    );
+    expect(tokenRequests() - before).toBe(1);
+    expect(new Set(tokens.map((t) => t?.token)).size).toBe(1);
+    expect(claimsOf(tokens[0]!.token)).toMatchObject({ aud: 'https://management.azure.com', oid: mi.oid });
+    // Cached by the SDK credential from now on; another audience is a request of its own.
+    await credential.getToken('https://management.azure.com/.default');
+    expect(tokenRequests() - before).toBe(1);
+    const [vault] = await Promise.all([
+      credential.getToken('https://vault.azure.net/.default'),
+      credential.getToken('https://vault.azure.net/.default'),
+    ]);
+    expect(claimsOf(vault!.token).aud).toBe('https://vault.azure.net');
+    expect(tokenRequests() - before).toBe(2);
+  });
+
+  it('a failed request is not kept: the next caller asks again', async () => {
+    const credential = createCredential('00000000-0000-4000-8000-00000000dead');
+    await expect(credential.getToken('https://vault.azure.net/.default')).rejects.toThrow();
+    const mi = h.emulator.addPrincipal({ kind: 'managedIdentity', displayName: 'late', assignment: 'user' });
+    const before = tokenRequests();
+    await expect(
+      createCredential(mi.appId).getToken('https://vault.azure.net/.default'),
+    ).resolves.toBeTruthy();
+    await expect(credential.getToken('https://vault.azure.net/.default')).rejects.toThrow();
+    expect(tokenRequests() - before).toBeGreaterThanOrEqual(2);
   });
 });
