@@ -5,7 +5,8 @@
  *
  * Leaf certificates are minted per SNI host name: a wildcard covers a single DNS label only, and
  * Event Grid topic hosts have two below the service domain (`t1.westeurope-1.eventgrid.azure.net`).
- * Key pairs come from node:crypto (native, fast); node-forge only assembles and signs certificates.
+ * Key pairs and signatures come from node:crypto (native, fast); node-forge only assembles the
+ * certificates.
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -79,7 +80,7 @@ export function ensureCertificateAuthority(dir: string = defaultCaDir()): Certif
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       { name: 'subjectKeyIdentifier' },
     ]);
-    cert.sign(forge.pki.privateKeyFromPem(pair.privatePem), forge.md.sha256.create());
+    signSha256Rsa(cert, createPrivateKey(pair.privatePem));
     writeFileSync(keyPath, pair.privatePem, { mode: 0o600 });
     writeFileSync(certPath, forge.pki.certificateToPem(cert));
   }

@@ -25,6 +25,9 @@ test('a leaf is signed by the CA, names its hosts, and is minted once per host s
   const leaf = ca.leafFor(['kv-one.vault.azure.net', '127.0.0.1']);
   const cert = new X509Certificate(leaf.cert);
   const caCert = new X509Certificate(ca.certPem);
+  // The CA made in this directory signs itself; a leaf is signed by it.
+  expect(caCert.ca).toBe(true);
+  expect(caCert.verify(caCert.publicKey)).toBe(true);
   expect(cert.verify(caCert.publicKey)).toBe(true);
   expect(cert.checkIssued(caCert)).toBe(true);
   expect(cert.subjectAltName).toBe('DNS:kv-one.vault.azure.net, IP Address:127.0.0.1');
